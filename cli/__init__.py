@@ -1,0 +1,1 @@
+"""The `listenwell` command line."""

@@ -1,0 +1,305 @@
+"""One typed settings object, layered as defaults < YAML file < environment.
+
+Every setting is declared once here, with its default and a help line (the
+field description). Environment names are derived mechanically from the
+setting path: ``LISTENWELL_`` + the path upper-cased with ``__`` between the
+levels, e.g. ``sources.reddit.client_secret`` is
+``LISTENWELL_SOURCES__REDDIT__CLIENT_SECRET``. Lists and mappings are given
+in the environment as JSON.
+
+Secrets are :class:`pydantic.SecretStr` and carry ``secret=True`` in their
+schema: they print as ``**********``, are never logged and never shown in
+the UI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+__all__ = [
+    "ENV_CONFIG",
+    "ENV_PREFIX",
+    "BrandSettings",
+    "ConfigError",
+    "RedditSettings",
+    "Settings",
+    "SourcesSettings",
+    "XSettings",
+    "default_config_path",
+    "default_data_dir",
+    "default_database_url",
+    "is_secret",
+    "iter_settings",
+    "load_settings",
+]
+
+ENV_PREFIX = "LISTENWELL_"
+ENV_CONFIG = "LISTENWELL_CONFIG"
+APP_NAME = "listenwell"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names every bad key at once."""
+
+
+def _secret(description: str) -> Any:
+    return Field(default=None, description=description, json_schema_extra={"secret": True})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class BrandSettings(_Section):
+    """The brand being listened to."""
+
+    name: str = Field(default="Acme", description="Brand name shown in the dashboard and reports.")
+    keywords: list[str] = Field(
+        default_factory=list,
+        description="Words, hashtags and handles that identify a mention of the brand "
+        "(case-insensitive). Collectors search for them; share of voice counts them.",
+    )
+    competitors: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Competitors for share of voice: a mapping of name to keywords, or a plain "
+        "list of names (each name is then its own keyword).",
+    )
+
+    @field_validator("competitors", mode="before")
+    @classmethod
+    def _list_to_mapping(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return {str(name): [str(name)] for name in value}
+        return value
+
+
+class RedditSettings(_Section):
+    """Reddit, read through the praw client."""
+
+    client_id: str | None = Field(
+        default=None, description="Reddit app client id (from reddit.com/prefs/apps)."
+    )
+    client_secret: SecretStr | None = _secret("Reddit app client secret. Secret.")
+    user_agent: str = Field(
+        default="listenwell/0.1 (social listening)",
+        description="User-Agent sent to Reddit; Reddit asks for a unique, descriptive one.",
+    )
+    oauth_url: str = Field(
+        default="https://oauth.reddit.com",
+        description="Base URL of Reddit's API. Point it at 127.0.0.1 for tests and the demo.",
+    )
+    reddit_url: str = Field(
+        default="https://www.reddit.com",
+        description="Base URL for Reddit's token endpoint (/api/v1/access_token).",
+    )
+    queries: list[str] = Field(
+        default_factory=list,
+        description="Search queries for brand mentions; empty means the brand keywords.",
+    )
+    subreddits: list[str] = Field(
+        default_factory=list,
+        description="Subreddits to search within; empty means all of Reddit.",
+    )
+
+
+class XSettings(_Section):
+    """X (Twitter) API v2, read through the tweepy client."""
+
+    bearer_token: SecretStr | None = _secret("X API v2 app bearer token. Secret.")
+    api_base_url: str = Field(
+        default="https://api.twitter.com",
+        description="Base URL of the X API (without /2). Point it at 127.0.0.1 for tests and "
+        "the demo; requests keep their /2/... paths.",
+    )
+    queries: list[str] = Field(
+        default_factory=list,
+        description="Recent-search queries; empty means the brand keywords.",
+    )
+
+
+class SourcesSettings(_Section):
+    """Where mentions come from."""
+
+    reddit: RedditSettings = Field(default_factory=RedditSettings, description="Reddit source.")
+    x: XSettings = Field(default_factory=XSettings, description="X (Twitter) source.")
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory, e.g. ``~/.local/share/listenwell`` on Linux."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_database_url() -> str:
+    """A SQLite file in the per-user data directory."""
+    return f"sqlite:///{default_data_dir() / 'listenwell.db'}"
+
+
+def default_config_path() -> Path:
+    """Where the config file is looked for when neither --config nor LISTENWELL_CONFIG is set."""
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "listenwell.yaml"
+
+
+class Settings(BaseSettings):
+    """All of Listenwell's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL of the database: sqlite:///PATH (default, a file in the "
+        "per-user data directory) or postgresql+psycopg://USER@HOST:PORT/DB for teams.",
+        json_schema_extra={"secret_parts": True},
+    )
+    brand: BrandSettings = Field(default_factory=BrandSettings, description="The brand.")
+    sources: SourcesSettings = Field(
+        default_factory=SourcesSettings, description="Mention sources and their credentials."
+    )
+    query_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Time limit in seconds for one dashboard read query; a slower query fails "
+        "with a clear message instead of hanging.",
+    )
+    batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Rows per database write batch for imports and collectors.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a SQLAlchemy URL ({exc})") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("only sqlite:// and postgresql:// URLs are supported")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: environment over the YAML file (passed in as init values) over defaults.
+        return (env_settings, init_settings)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings as plain data with secrets masked, safe to print or show."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = _mask_url(self.database_url)
+        return data
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings at the top level")
+    return data
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{key}: {msg}")
+    return f"invalid configuration ({origin}): " + "; ".join(problems)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load settings from defaults, then a YAML file, then ``LISTENWELL_*`` variables.
+
+    Args:
+        path: The YAML config file. ``None`` means ``$LISTENWELL_CONFIG``, else the
+            per-user default config file if it exists, else no file.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: The file is missing or malformed, or any setting is invalid;
+            the message names every bad key at once.
+    """
+    file_data: dict[str, Any] = {}
+    if path is None and os.environ.get(ENV_CONFIG):
+        path = os.environ[ENV_CONFIG]
+    if path is None and default_config_path().is_file():
+        path = default_config_path()
+    origin = "defaults and environment"
+    if path is not None:
+        file_data = _read_yaml(Path(path))
+        origin = f"{path} and environment"
+    try:
+        return Settings(**file_data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, origin)) from None
+
+
+def iter_settings(
+    model: type[BaseModel] = Settings, prefix: str = ""
+) -> Iterator[tuple[str, FieldInfo]]:
+    """Yield ``(dotted.key, field)`` for every leaf setting, depth first."""
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from iter_settings(annotation, prefix=f"{key}.")
+        else:
+            yield key, field
+
+
+def is_secret(field: FieldInfo) -> bool:
+    """Whether a setting holds a secret."""
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("secret"))

@@ -1,0 +1,1 @@
+"""Named, ordered Alembic migrations of the Listenwell schema."""

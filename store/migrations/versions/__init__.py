@@ -1,0 +1,1 @@
+"""Migration scripts, one file each, applied in order."""

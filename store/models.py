@@ -1,0 +1,221 @@
+"""SQLAlchemy 2 table definitions. Alembic migrations in ``migrations/`` create them.
+
+Raw mentions and what the NLP stages derive from them live in separate tables:
+a mention row is what the source said, verbatim; an ``enrichments`` row is one
+stage's result for one mention, with the model name and version that made it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "AuditRow",
+    "Base",
+    "CursorRow",
+    "CustomerRow",
+    "EnrichmentRow",
+    "HandleRow",
+    "MentionRow",
+    "QuarantineRow",
+    "UTCDateTime",
+    "metadata",
+    "utcnow",
+]
+
+# Stable constraint names, so migrations can refer to them on both databases.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# JSON on SQLite, JSONB on PostgreSQL.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# 64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY is already 64-bit and a rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    SQLite has no timezone type, so values are stored there as naive UTC;
+    PostgreSQL gets ``timestamptz``. Naive input is taken to be UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base bound to the shared ``metadata``."""
+
+    metadata = metadata
+
+
+class CustomerRow(Base):
+    """A known customer of the brand."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str | None] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    phone: Mapped[str | None] = mapped_column(String(50), index=True)
+    segment: Mapped[str | None] = mapped_column(String(100), index=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Consent: None = unknown, True = given, False = refused or withdrawn.
+    consent_contact: Mapped[bool | None] = mapped_column(Boolean)
+    consent_marketing: Mapped[bool | None] = mapped_column(Boolean)
+    consent_profiling: Mapped[bool | None] = mapped_column(Boolean)
+    consent_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HandleRow(Base):
+    """One platform handle of a customer; a handle belongs to at most one customer."""
+
+    __tablename__ = "customer_handles"
+    __table_args__ = (UniqueConstraint("platform", "handle"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_pk: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    platform: Mapped[str] = mapped_column(String(40))
+    # Normalised for matching (lower case, no "@" or "u/"); ``display`` keeps what was given.
+    handle: Mapped[str] = mapped_column(String(200))
+    display: Mapped[str] = mapped_column(String(200))
+
+
+class MentionRow(Base):
+    """A post, comment or review as the source gave it. Text is stored verbatim."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"),
+        Index("ix_mentions_created_at", "created_at"),
+        Index("ix_mentions_source_created_at", "source", "created_at"),
+        Index("ix_mentions_author_handle", "author_handle"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    author_handle: Mapped[str | None] = mapped_column(String(200))
+    author_name: Mapped[str | None] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    # The external_id, in the same source, of the post this one replies to.
+    in_reply_to: Mapped[str | None] = mapped_column(String(200))
+    # The record exactly as received (a JSON line, or a CSV row as JSON).
+    raw: Mapped[str | None] = mapped_column(Text)
+    collected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EnrichmentRow(Base):
+    """One NLP stage's result for one mention, kept apart from the raw mention."""
+
+    __tablename__ = "enrichments"
+    __table_args__ = (
+        UniqueConstraint("mention_id", "stage"),
+        Index("ix_enrichments_stage_label", "stage", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CursorRow(Base):
+    """Where a collector stream stopped; saved in the transaction of the mentions it covers."""
+
+    __tablename__ = "collection_cursors"
+
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    value: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QuarantineRow(Base):
+    """An input record that was not stored, with the raw payload and the reason."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_source_received_at", "source", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    origin: Mapped[str | None] = mapped_column(Text)  # file path and line, or API endpoint
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditRow(Base):
+    """Who changed what, and when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    entity: Mapped[str | None] = mapped_column(String(100))
+    entity_id: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -1,0 +1,368 @@
+"""Read queries for the dashboard and exports. Each returns a DataFrame (or streams rows).
+
+Every query runs under a time limit (:func:`read_connection`), so a heavy
+filter fails with :class:`QueryTimeoutError` instead of hanging the page.
+Filter values arrive in a frozen, hashable :class:`MentionFilter`, so callers
+can cache results keyed on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, Select, and_, func, literal, or_, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from .engine import read_connection
+from .models import CustomerRow, EnrichmentRow, HandleRow, MentionRow, QuarantineRow
+
+__all__ = [
+    "EXPORT_COLUMNS",
+    "MentionFilter",
+    "customers_frame",
+    "iter_export_rows",
+    "mention_volume",
+    "mentions_frame",
+    "overview_counts",
+    "quarantine_frame",
+    "source_counts",
+]
+
+DEFAULT_TIMEOUT_S = 15.0
+
+# The export's header; other tools read these columns by name. NLP and
+# engagement columns stay empty until those stages have run.
+EXPORT_COLUMNS = [
+    "source",
+    "external_id",
+    "created_at",
+    "author_handle",
+    "author_name",
+    "text",
+    "url",
+    "rating",
+    "in_reply_to",
+    "sentiment",
+    "sentiment_score",
+    "topic",
+    "customer_id",
+    "link_confidence",
+    "link_evidence",
+    "escalated",
+    "priority",
+]
+
+M = MentionRow.__table__
+E = EnrichmentRow.__table__
+C = CustomerRow.__table__
+
+
+@dataclass(frozen=True)
+class MentionFilter:
+    """What the dashboard's sidebar filters select. ``end`` is inclusive (a whole day)."""
+
+    start: date | None = None
+    end: date | None = None
+    sources: tuple[str, ...] = ()
+    sentiments: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    search: str | None = None
+
+
+def _day_start(d: date) -> datetime:
+    return datetime.combine(d, time.min, tzinfo=UTC)
+
+
+def _joined() -> tuple[Any, Any, Any, Any, Any]:
+    sent = aliased(E, name="sent")
+    topic = aliased(E, name="topic")
+    link = aliased(E, name="link")
+    cust = aliased(C, name="cust")
+    frm = (
+        M.outerjoin(sent, and_(sent.c.mention_id == M.c.id, sent.c.stage == "sentiment"))
+        .outerjoin(topic, and_(topic.c.mention_id == M.c.id, topic.c.stage == "topic"))
+        .outerjoin(link, and_(link.c.mention_id == M.c.id, link.c.stage == "link"))
+        .outerjoin(cust, cust.c.customer_id == link.c.label)
+    )
+    return frm, sent, topic, link, cust
+
+
+def _where(
+    f: MentionFilter, sent: Any, topic: Any, cust: Any, *, joined: bool = True
+) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if f.start is not None:
+        conds.append(M.c.created_at >= _day_start(f.start))
+    if f.end is not None:
+        conds.append(M.c.created_at < _day_start(f.end + timedelta(days=1)))
+    if f.sources:
+        conds.append(M.c.source.in_(f.sources))
+    if f.search:
+        # Bound parameter: the search text is never spliced into SQL.
+        conds.append(M.c.text.ilike(f"%{_escape_like(f.search)}%", escape="\\"))
+    if joined:
+        if f.sentiments:
+            conds.append(sent.c.label.in_(f.sentiments))
+        if f.topics:
+            conds.append(topic.c.label.in_(f.topics))
+        if f.segments:
+            conds.append(cust.c.segment.in_(f.segments))
+    return conds
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _needs_join(f: MentionFilter) -> bool:
+    return bool(f.sentiments or f.topics or f.segments)
+
+
+def _filtered_ids(f: MentionFilter) -> Select[Any]:
+    frm, sent, topic, _link, cust = _joined()
+    return select(M.c.id).select_from(frm).where(*_where(f, sent, topic, cust))
+
+
+def _frame(engine: Engine, stmt: Any, timeout_s: float) -> pd.DataFrame:
+    with read_connection(engine, timeout_s) as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def overview_counts(
+    engine: Engine, f: MentionFilter = MentionFilter(), *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> dict[str, Any]:
+    """Headline numbers: mentions, distinct authors, first and last time, customers, quarantine."""
+    if _needs_join(f):
+        base = select(M).where(M.c.id.in_(_filtered_ids(f))).subquery()
+    else:
+        base = select(M).where(*_where(f, None, None, None, joined=False)).subquery()
+    stmt = select(
+        func.count().label("mentions"),
+        func.count(func.distinct(base.c.author_handle)).label("authors"),
+        func.min(base.c.created_at).label("first"),
+        func.max(base.c.created_at).label("last"),
+    )
+    with read_connection(engine, timeout_s) as conn:
+        row = conn.execute(stmt).one()
+        customers = conn.execute(select(func.count()).select_from(C)).scalar_one()
+        quarantined = conn.execute(
+            select(func.count()).select_from(QuarantineRow.__table__)
+        ).scalar_one()
+    first, last = row.first, row.last
+    return {
+        "mentions": row.mentions,
+        "authors": row.authors,
+        "first": _as_utc(first),
+        "last": _as_utc(last),
+        "customers": customers,
+        "quarantined": quarantined,
+    }
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite aggregates bypass the column type
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _bucket(engine: Engine, freq: str) -> Any:
+    if freq not in ("hour", "day", "week"):
+        raise ValueError("freq must be hour, day or week")
+    col = M.c.created_at
+    if engine.dialect.name == "postgresql":
+        return func.date_trunc(freq, func.timezone("UTC", col))
+    fmt = {"hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
+    if freq == "week":  # Monday of the week
+        return func.strftime(
+            "%Y-%m-%d 00:00:00", col, func.printf("-%d days", (func.strftime("%w", col) + 6) % 7)
+        )
+    return func.strftime(fmt[freq], col)
+
+
+def mention_volume(
+    engine: Engine,
+    f: MentionFilter = MentionFilter(),
+    *,
+    freq: str = "day",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> pd.DataFrame:
+    """Mentions per time bucket and source: columns ``bucket`` (UTC), ``source``, ``mentions``."""
+    bucket = _bucket(engine, freq).label("bucket")
+    stmt = select(bucket, M.c.source, func.count().label("mentions"))
+    if _needs_join(f):
+        stmt = stmt.where(M.c.id.in_(_filtered_ids(f)))
+    else:
+        stmt = stmt.where(*_where(f, None, None, None, joined=False))
+    stmt = stmt.group_by(bucket, M.c.source).order_by(bucket)
+    df = _frame(engine, stmt, timeout_s)
+    df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
+    df["mentions"] = df["mentions"].astype("int64")
+    return df
+
+
+def source_counts(
+    engine: Engine, f: MentionFilter = MentionFilter(), *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> pd.DataFrame:
+    """Mentions per source: columns ``source``, ``mentions``, most first."""
+    n = func.count().label("mentions")
+    stmt = select(M.c.source, n)
+    if _needs_join(f):
+        stmt = stmt.where(M.c.id.in_(_filtered_ids(f)))
+    else:
+        stmt = stmt.where(*_where(f, None, None, None, joined=False))
+    return _frame(engine, stmt.group_by(M.c.source).order_by(n.desc()), timeout_s)
+
+
+def _mention_columns(sent: Any, topic: Any, link: Any) -> list[Any]:
+    return [
+        M.c.id,
+        M.c.source,
+        M.c.external_id,
+        M.c.created_at,
+        M.c.author_handle,
+        M.c.author_name,
+        M.c.text,
+        M.c.url,
+        M.c.rating,
+        M.c.in_reply_to,
+        sent.c.label.label("sentiment"),
+        sent.c.score.label("sentiment_score"),
+        topic.c.label.label("topic"),
+        link.c.label.label("customer_id"),
+        link.c.score.label("link_confidence"),
+        link.c.data.label("link_evidence"),
+        literal(None).label("escalated"),
+        literal(None).label("priority"),
+    ]
+
+
+def mentions_frame(
+    engine: Engine,
+    f: MentionFilter = MentionFilter(),
+    *,
+    limit: int = 500,
+    offset: int = 0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> pd.DataFrame:
+    """The newest mentions matching ``f``, with their enrichment columns."""
+    frm, sent, topic, link, cust = _joined()
+    stmt = (
+        select(*_mention_columns(sent, topic, link))
+        .select_from(frm)
+        .where(*_where(f, sent, topic, cust))
+        .order_by(M.c.created_at.desc(), M.c.id.desc())
+        .limit(max(1, min(limit, 100_000)))
+        .offset(max(0, offset))
+    )
+    df = _frame(engine, stmt, timeout_s)
+    if not df.empty:
+        df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+    return df
+
+
+def iter_export_rows(
+    engine: Engine,
+    f: MentionFilter = MentionFilter(),
+    *,
+    batch_size: int = 5000,
+) -> Iterator[dict[str, Any]]:
+    """Stream every mention matching ``f`` as a dict keyed by :data:`EXPORT_COLUMNS`.
+
+    Rows are read in keyset-paginated batches (by id), so memory stays flat
+    however many mentions there are.
+    """
+    frm, sent, topic, link, cust = _joined()
+    last_id = 0
+    while True:
+        stmt = (
+            select(*_mention_columns(sent, topic, link))
+            .select_from(frm)
+            .where(M.c.id > last_id, *_where(f, sent, topic, cust))
+            .order_by(M.c.id)
+            .limit(batch_size)
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        if not rows:
+            return
+        for row in rows:
+            out = {k: row[k] for k in EXPORT_COLUMNS}
+            created = row["created_at"]
+            out["created_at"] = created.isoformat().replace("+00:00", "Z")
+            yield out
+        last_id = rows[-1]["id"]
+
+
+def customers_frame(
+    engine: Engine,
+    search: str | None = None,
+    *,
+    limit: int = 500,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> pd.DataFrame:
+    """Customers with their handles joined as ``platform:handle;…``, optionally searched.
+
+    ``search`` matches name, email, phone, customer id or a handle (substring,
+    case-insensitive).
+    """
+    H = HandleRow.__table__
+    handles = (
+        select(H.c.customer_pk, H.c.platform, H.c.display).order_by(H.c.platform).subquery()
+    )
+    if engine.dialect.name == "postgresql":
+        agg = func.string_agg(handles.c.platform + ":" + handles.c.display, ";")
+    else:
+        agg = func.group_concat(handles.c.platform + ":" + handles.c.display, ";")
+    stmt = (
+        select(
+            C.c.customer_id,
+            C.c.name,
+            C.c.email,
+            C.c.phone,
+            C.c.segment,
+            agg.label("handles"),
+            C.c.attributes,
+            C.c.consent_contact,
+            C.c.updated_at,
+        )
+        .select_from(C.outerjoin(handles, handles.c.customer_pk == C.c.id))
+        .group_by(C.c.id)
+        .order_by(C.c.customer_id)
+        .limit(max(1, min(limit, 100_000)))
+    )
+    if search:
+        pattern = f"%{_escape_like(search.strip())}%"
+        stmt = stmt.where(
+            or_(
+                C.c.name.ilike(pattern, escape="\\"),
+                C.c.email.ilike(pattern, escape="\\"),
+                C.c.phone.ilike(pattern, escape="\\"),
+                C.c.customer_id.ilike(pattern, escape="\\"),
+                C.c.id.in_(
+                    select(H.c.customer_pk).where(H.c.display.ilike(pattern, escape="\\"))
+                ),
+            )
+        )
+    return _frame(engine, stmt, timeout_s)
+
+
+def quarantine_frame(
+    engine: Engine, *, limit: int = 500, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> pd.DataFrame:
+    """The newest quarantined records: source, origin, reason, raw, received_at."""
+    Q = QuarantineRow.__table__
+    stmt = (
+        select(Q.c.id, Q.c.source, Q.c.origin, Q.c.reason, Q.c.raw, Q.c.received_at)
+        .order_by(Q.c.id.desc())
+        .limit(max(1, min(limit, 100_000)))
+    )
+    return _frame(engine, stmt, timeout_s)
