@@ -1,0 +1,127 @@
+"""Shared fixtures: a clean environment, and one database fixture over SQLite and PostgreSQL.
+
+PostgreSQL tests use a throw-away database created for the test session on
+``LISTENWELL_TEST_PG`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``);
+where no server answers they skip with the reason. In CI (``CI=true``) an
+unreachable PostgreSQL is an error, not a skip, so the suite cannot go green
+without running the PostgreSQL half.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from listenwell import store
+from listenwell.store.models import metadata
+
+PG_ADMIN_URL = os.environ.get(
+    "LISTENWELL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LISTENWELL_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """No LISTENWELL_* variable and no user config leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("LISTENWELL_") and key not in ("LISTENWELL_TEST_PG", "LISTENWELL_SHARED"):
+            monkeypatch.delenv(key)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+
+
+def _pg_reachable() -> str | None:
+    try:
+        eng = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session; dropped at the end."""
+    reason = _pg_reachable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (CI must run the PostgreSQL tests)")
+        pytest.skip(reason)
+    name = f"listenwell_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    eng = store.connect(url)
+    store.upgrade(eng)
+    eng.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    with engine.begin() as conn:
+        names = [t.name for t in reversed(metadata.sorted_tables)]
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in names:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database URL: SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        eng = store.connect(url)
+        store.upgrade(eng)
+        eng.dispose()
+        yield url
+    else:
+        url = request.getfixturevalue("pg_url")
+        eng = store.connect(url)
+        _truncate(eng)
+        eng.dispose()
+        yield url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on :func:`db_url`, disposed after the test."""
+    eng = store.connect(db_url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, db_url: str) -> Path:
+    """A config file naming the test database."""
+    path = tmp_path / "listenwell.yaml"
+    path.write_text(f"database_url: '{db_url}'\nbrand:\n  name: Acme\n", encoding="utf-8")
+    return path
+
+
+def shared_path(*parts: str) -> Path:
+    """A path in ../shared/data; the calling test skips if it is absent."""
+    path = SHARED.joinpath("data", *parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path}")
+    return path
