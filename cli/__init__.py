@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from sqlalchemy import Engine
 
@@ -123,37 +122,41 @@ def main(argv: list[str] | None = None) -> Any:
     debug = "--debug" in args or os.environ.get("LISTENWELL_DEBUG") == "1"
     command = typer.main.get_command(app)
     try:
-        return command.main(args=args, prog_name="listenwell", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        result = command.main(args=args, prog_name="listenwell", standalone_mode=False)
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
         raise SystemExit(130) from None
-    except click.UsageError as exc:
+    except typer.TyperException as exc:  # click's usage and parameter errors
         if debug:
             raise
-        hint = " (see --help)" if "--help" not in exc.format_message() else ""
-        click.echo(f"usage error: {_one_line(exc.format_message())}{hint}", err=True)
-        raise SystemExit(2) from None
-    except click.ClickException as exc:
-        if debug:
-            raise
-        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
-        raise SystemExit(exc.exit_code) from None
+        code = getattr(exc, "exit_code", 1)
+        fmt = getattr(exc, "format_message", None)
+        message = _one_line(fmt() if callable(fmt) else exc)
+        if code == 2:
+            typer.echo(f"usage error: {message} (see --help)", err=True)
+        else:
+            typer.echo(f"error: {message}", err=True)
+        raise SystemExit(code) from None
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
     except (CliError, ConfigError, StoreError) as exc:
         if debug:
             raise
-        click.echo(f"error: {_one_line(exc)}", err=True)
+        typer.echo(f"error: {_one_line(exc)}", err=True)
         raise SystemExit(1) from None
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
         if debug:
             raise
-        click.echo(
+        typer.echo(
             f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
             "(run with --debug for the traceback)",
             err=True,
         )
         raise SystemExit(1) from None
+    # Without standalone mode, click returns the code of a `typer.Exit` instead of raising.
+    if isinstance(result, int) and not isinstance(result, bool) and result != 0:
+        raise SystemExit(result)
+    return result

@@ -191,8 +191,11 @@ def _text_lines(binary: IO[bytes], encoding: str | None) -> Iterator[tuple[str, 
     if encoding is not None and codecs.lookup(encoding).name not in ("utf-8",):
         # A declared or BOM-detected encoding: decode the stream as such.
         reader = io.TextIOWrapper(binary, encoding=encoding, errors="surrogateescape", newline="")
-        for line in reader:
-            yield line, not _has_surrogates(line)
+        try:
+            for line in reader:
+                yield line, not _has_surrogates(line)
+        finally:
+            reader.detach()  # the caller closes the binary file
         return
     first = True
     for bline in binary:

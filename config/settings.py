@@ -167,7 +167,6 @@ class Settings(BaseSettings):
         default_factory=default_database_url,
         description="SQLAlchemy URL of the database: sqlite:///PATH (default, a file in the "
         "per-user data directory) or postgresql+psycopg://USER@HOST:PORT/DB for teams.",
-        json_schema_extra={"secret_parts": True},
     )
     brand: BrandSettings = Field(default_factory=BrandSettings, description="The brand.")
     sources: SourcesSettings = Field(
@@ -211,6 +210,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # First wins: environment over the YAML file (passed in as init values) over defaults.
         return (env_settings, init_settings)
+
+    def __repr_args__(self) -> Any:
+        # The database URL may carry a password: never let it reach a log line.
+        for key, value in super().__repr_args__():
+            yield key, (_mask_url(value) if key == "database_url" else value)
 
     def public_dict(self) -> dict[str, Any]:
         """The settings as plain data with secrets masked, safe to print or show."""
