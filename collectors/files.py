@@ -74,6 +74,8 @@ def _opt_str(raw: dict[str, Any], key: str, *, limit: int = 2000) -> str | None:
     value = raw.get(key)
     if value is None or value == "":
         return None
+    if type(value) is str and len(value) <= limit and value.isascii() and "\x00" not in value:
+        return value.strip() or None  # the common case, checked cheaply
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
@@ -347,7 +349,9 @@ def _csv_rows(
 def _read_mentions_csv(
     path: Path, encoding: str | None, default_source: str | None
 ) -> Iterator[Mention | Quarantined]:
-    required = [f for f in _REQUIRED_MENTION if f != "text" and not (default_source and f == "source")]
+    required = [
+        f for f in _REQUIRED_MENTION if f != "text" and not (default_source and f == "source")
+    ]
     for lineno, row, raw, error in _csv_rows(path, encoding, required):
         origin = f"{path}:{lineno}"
         source = default_source or "import"

@@ -52,7 +52,9 @@ def connect(url: str, *, echo: bool = False) -> Engine:
             try:
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise DatabaseUnavailableError(f"cannot create the folder for {db}: {exc}") from None
+                raise DatabaseUnavailableError(
+                    f"cannot create the folder for {db}: {exc}"
+                ) from None
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine

@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Engine, Select, and_, func, literal, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from .engine import read_connection
 from .models import CustomerRow, EnrichmentRow, HandleRow, MentionRow, QuarantineRow
+
+if TYPE_CHECKING:  # pandas is imported on first use: it costs half a second at start-up
+    import pandas as pd
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -130,6 +132,8 @@ def _filtered_ids(f: MentionFilter) -> Select[Any]:
 
 
 def _frame(engine: Engine, stmt: Any, timeout_s: float) -> pd.DataFrame:
+    import pandas as pd
+
     with read_connection(engine, timeout_s) as conn:
         result = conn.execute(stmt)
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -203,6 +207,8 @@ def mention_volume(
     else:
         stmt = stmt.where(*_where(f, None, None, None, joined=False))
     stmt = stmt.group_by(bucket, M.c.source).order_by(bucket)
+    import pandas as pd
+
     df = _frame(engine, stmt, timeout_s)
     df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
     df["mentions"] = df["mentions"].astype("int64")
@@ -263,6 +269,8 @@ def mentions_frame(
         .limit(max(1, min(limit, 100_000)))
         .offset(max(0, offset))
     )
+    import pandas as pd
+
     df = _frame(engine, stmt, timeout_s)
     if not df.empty:
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
@@ -315,9 +323,7 @@ def customers_frame(
     case-insensitive).
     """
     H = HandleRow.__table__
-    handles = (
-        select(H.c.customer_pk, H.c.platform, H.c.display).order_by(H.c.platform).subquery()
-    )
+    handles = select(H.c.customer_pk, H.c.platform, H.c.display).order_by(H.c.platform).subquery()
     if engine.dialect.name == "postgresql":
         agg = func.string_agg(handles.c.platform + ":" + handles.c.display, ";")
     else:
@@ -347,9 +353,7 @@ def customers_frame(
                 C.c.email.ilike(pattern, escape="\\"),
                 C.c.phone.ilike(pattern, escape="\\"),
                 C.c.customer_id.ilike(pattern, escape="\\"),
-                C.c.id.in_(
-                    select(H.c.customer_pk).where(H.c.display.ilike(pattern, escape="\\"))
-                ),
+                C.c.id.in_(select(H.c.customer_pk).where(H.c.display.ilike(pattern, escape="\\"))),
             )
         )
     return _frame(engine, stmt, timeout_s)

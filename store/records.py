@@ -88,6 +88,14 @@ def check_text(value: Any, what: str = "text", *, allow_empty: bool = False) -> 
         RecordError: Not a string, empty (unless allowed), too long, or holding
             characters no database can store (NUL, lone surrogates).
     """
+    if type(value) is str and value.isascii() and "\x00" not in value:
+        if len(value) > MAX_TEXT_CHARS:
+            raise RecordError(
+                f"{what} is too long ({len(value):,} characters > {MAX_TEXT_CHARS:,})"
+            )
+        if not allow_empty and not value.strip():
+            raise RecordError(f"{what} is empty")
+        return value
     if not isinstance(value, str):
         raise RecordError(f"{what} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():
