@@ -15,7 +15,9 @@ st.set_page_config(page_title="Listenwell", page_icon=":material/hearing:", layo
 
 pages = {
     "Listen": [
-        st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+        st.Page(
+            "app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True
+        ),
         st.Page("app_pages/mentions.py", title="Mentions", icon=":material/forum:"),
     ],
     "Data": [

@@ -123,7 +123,7 @@ def sidebar() -> None:
             key="filter_dates",
             help="Mentions created on these days (UTC), both ends included.",
         )
-        start, end = (picked if isinstance(picked, tuple) and len(picked) == 2 else (first, last))
+        start, end = picked if isinstance(picked, tuple) and len(picked) == 2 else (first, last)
         chosen = st.multiselect(
             "Sources",
             sources,

@@ -9,7 +9,10 @@ from listenwell.app_pages import common
 st.title("Mentions")
 f = common.filters()
 limit = st.select_slider(
-    "Rows", options=[100, 500, 1000, 5000], value=500, key="mentions_limit",
+    "Rows",
+    options=[100, 500, 1000, 5000],
+    value=500,
+    key="mentions_limit",
     help="The newest rows matching the filters.",
 )
 df = common.query(common.mentions_frame, f, limit)

@@ -74,11 +74,21 @@ def test_usage_error_exit_code_2(capsys):
 
 def test_import_mentions_counts_and_quarantine(cfg, tmp_path, capsys, engine):
     rows = [
-        {"source": "x", "external_id": "1", "created_at": "2024-01-01T10:00:00Z",
-         "author_handle": "@a", "text": "<script>alert(1)</script> love it"},
+        {
+            "source": "x",
+            "external_id": "1",
+            "created_at": "2024-01-01T10:00:00Z",
+            "author_handle": "@a",
+            "text": "<script>alert(1)</script> love it",
+        },
         {"source": "x", "external_id": "2", "created_at": "bad", "text": "t"},
-        {"source": "reddit", "external_id": "t3_1", "created_at": "2024-01-02T10:00:00Z",
-         "text": "meh", "in_reply_to": None},
+        {
+            "source": "reddit",
+            "external_id": "t3_1",
+            "created_at": "2024-01-02T10:00:00Z",
+            "text": "meh",
+            "in_reply_to": None,
+        },
     ]
     path = tmp_path / "m.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n", encoding="utf-8")
@@ -114,8 +124,9 @@ def test_import_customers_reports_bad_rows_and_upserts(cfg, tmp_path, capsys, en
     assert "1 new, 0 updated, 2 rejected" in out
     assert "line 3: invalid email 'nope'" in err
     assert "line 4: handle x:@JODOE already belongs to customer C1" in err
-    code, out, _ = run(capsys, "--config", cfg, "import", "customers", str(path), "--strict",
-                       "--json")
+    code, out, _ = run(
+        capsys, "--config", cfg, "import", "customers", str(path), "--strict", "--json"
+    )
     assert code == 1 and json.loads(out)["updated"] == 1
     df = store.customers_frame(engine)
     assert df.loc[0, "attributes"] == {"plan": "gold"}
@@ -123,22 +134,41 @@ def test_import_customers_reports_bad_rows_and_upserts(cfg, tmp_path, capsys, en
 
 def test_export_mentions_header_and_rows(cfg, tmp_path, capsys, engine):
     text = 'comma, "quote"\nnewline <b>html</b>'
-    store.upsert_mentions(engine, [store.Mention("x", "1", store.parse_timestamp(
-        "2024-05-01T00:00:00Z"), text, author_handle="@a")])
+    store.upsert_mentions(
+        engine,
+        [
+            store.Mention(
+                "x", "1", store.parse_timestamp("2024-05-01T00:00:00Z"), text, author_handle="@a"
+            )
+        ],
+    )
     out_path = tmp_path / "out.csv"
     code, out, err = run(capsys, "--config", cfg, "export", "mentions", "--output", str(out_path))
     assert code == 0, err
     with out_path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    required = ["source", "external_id", "created_at", "author_handle", "text", "sentiment",
-                "sentiment_score", "topic", "customer_id", "link_confidence", "link_evidence",
-                "escalated", "priority"]
+    required = [
+        "source",
+        "external_id",
+        "created_at",
+        "author_handle",
+        "text",
+        "sentiment",
+        "sentiment_score",
+        "topic",
+        "customer_id",
+        "link_confidence",
+        "link_evidence",
+        "escalated",
+        "priority",
+    ]
     assert set(required) <= set(reader.fieldnames or [])
     assert rows[0]["text"] == text and rows[0]["created_at"] == "2024-05-01T00:00:00Z"
     assert rows[0]["sentiment"] == ""
-    code, _, err = run(capsys, "--config", cfg, "export", "mentions", "-o", str(out_path),
-                       "--since", "May 1")
+    code, _, err = run(
+        capsys, "--config", cfg, "export", "mentions", "-o", str(out_path), "--since", "May 1"
+    )
     assert_one_line_error(code, err)
 
 
@@ -156,10 +186,15 @@ def test_console_script_runs_as_a_real_process(tmp_path):
     exe = Path(sys.executable).with_name("listenwell")
     bad = tmp_path / "bad.yaml"
     bad.write_text("database_url: 42\n")
-    proc = subprocess.run([str(exe), "--config", str(bad), "db", "upgrade"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "--config", str(bad), "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: invalid configuration") and "Traceback" not in proc.stderr
-    ok = subprocess.run([sys.executable, "-m", "listenwell", "--help"], capture_output=True,
-                        text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "listenwell", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert ok.returncode == 0 and "listenwell" in ok.stdout

@@ -22,10 +22,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The keys other tools depend on: renaming any of them is a breaking change.
 CONTRACT_KEYS = {
-    "database_url", "brand.name", "brand.keywords", "brand.competitors",
-    "sources.reddit.client_id", "sources.reddit.client_secret", "sources.reddit.user_agent",
-    "sources.reddit.oauth_url", "sources.reddit.reddit_url", "sources.reddit.queries",
-    "sources.reddit.subreddits", "sources.x.bearer_token", "sources.x.api_base_url",
+    "database_url",
+    "brand.name",
+    "brand.keywords",
+    "brand.competitors",
+    "sources.reddit.client_id",
+    "sources.reddit.client_secret",
+    "sources.reddit.user_agent",
+    "sources.reddit.oauth_url",
+    "sources.reddit.reddit_url",
+    "sources.reddit.queries",
+    "sources.reddit.subreddits",
+    "sources.x.bearer_token",
+    "sources.x.api_base_url",
     "sources.x.queries",
 }
 
@@ -48,8 +57,10 @@ def test_defaults_without_any_file():
 
 
 def test_file_then_environment(tmp_path, monkeypatch):
-    path = write(tmp_path, {"brand": {"name": "FromFile", "keywords": ["a"]},
-                            "sources": {"x": {"queries": ["file"]}}})
+    path = write(
+        tmp_path,
+        {"brand": {"name": "FromFile", "keywords": ["a"]}, "sources": {"x": {"queries": ["file"]}}},
+    )
     assert load_settings(path).brand.name == "FromFile"
     monkeypatch.setenv("LISTENWELL_BRAND__NAME", "FromEnv")
     monkeypatch.setenv("LISTENWELL_SOURCES__X__QUERIES", '["env1", "env2"]')
@@ -77,24 +88,40 @@ def test_competitors_list_or_mapping(tmp_path):
 
 
 def test_every_bad_key_is_named_at_once(tmp_path, monkeypatch):
-    path = write(tmp_path, {"brand": {"nam": "typo", "keywords": "not-a-list"},
-                            "batch_size": 0, "database_url": "mysql://x/y",
-                            "sources": {"reddit": {"queries": 5}, "mastodon": {}}})
+    path = write(
+        tmp_path,
+        {
+            "brand": {"nam": "typo", "keywords": "not-a-list"},
+            "batch_size": 0,
+            "database_url": "mysql://x/y",
+            "sources": {"reddit": {"queries": 5}, "mastodon": {}},
+        },
+    )
     monkeypatch.setenv("LISTENWELL_QUERY_TIMEOUT_S", "soon")
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     message = str(info.value)
     assert "\n" not in message
-    for key in ("brand.nam: unknown setting", "brand.keywords", "batch_size", "database_url",
-                "sources.reddit.queries", "sources.mastodon: unknown setting", "query_timeout_s"):
+    for key in (
+        "brand.nam: unknown setting",
+        "brand.keywords",
+        "batch_size",
+        "database_url",
+        "sources.reddit.queries",
+        "sources.mastodon: unknown setting",
+        "query_timeout_s",
+    ):
         assert key in message
 
 
-@pytest.mark.parametrize("content,message", [
-    ("brand: [unclosed", "not valid YAML at line 1"),
-    ("- just\n- a list\n", "must hold a mapping"),
-    (None, "config file not found"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("brand: [unclosed", "not valid YAML at line 1"),
+        ("- just\n- a list\n", "must hold a mapping"),
+        (None, "config file not found"),
+    ],
+)
 def test_unreadable_files(tmp_path, content, message):
     path = tmp_path / "c.yaml"
     if content is not None:

@@ -8,6 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from listenwell import store
 from listenwell.store.models import (
@@ -67,8 +68,9 @@ def test_fresh_database_reports_pending(tmp_path):
 
 def test_upsert_mentions_is_idempotent_and_chunked(engine):
     batches = []
-    first = store.upsert_mentions(engine, (mention(i) for i in range(25)), batch_size=10,
-                                  on_batch=batches.append)
+    first = store.upsert_mentions(
+        engine, (mention(i) for i in range(25)), batch_size=10, on_batch=batches.append
+    )
     assert (first.inserted, first.duplicates, first.quarantined) == (25, 0, 0)
     assert [b.inserted for b in batches] == [10, 10, 5]
     again = store.upsert_mentions(engine, (mention(i) for i in range(30)), batch_size=7)
@@ -108,7 +110,7 @@ def test_write_page_saves_cursor_with_mentions(engine):
 def test_write_page_is_all_or_nothing(engine):
     store.write_page(engine, [mention(1)], cursor=("x", "", "old"))
     bad = mention(2, rating=9)  # violates the rating CHECK constraint
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         store.write_page(engine, [mention(3), bad], cursor=("x", "", "new"))
     assert store.load_cursor(engine, "x") == "old"
     assert count(engine, MentionRow) == 1
@@ -125,13 +127,24 @@ def test_timestamps_round_trip_as_utc(engine):
 
 
 def test_customers_upsert_merges_attributes_and_replaces_handles(engine):
-    c1 = store.Customer("C1", "Jo Doe", "jo@example.com", segment="vip",
-                        handles=store.parse_handles("x:@JoDoe;reddit:u/jodoe"),
-                        attributes={"country": "DE", "tier": "gold"})
+    c1 = store.Customer(
+        "C1",
+        "Jo Doe",
+        "jo@example.com",
+        segment="vip",
+        handles=store.parse_handles("x:@JoDoe;reddit:u/jodoe"),
+        attributes={"country": "DE", "tier": "gold"},
+    )
     r = store.upsert_customers(engine, [("line 2", c1)])
     assert (r.inserted, r.updated, r.errors) == (1, 0, [])
-    c1b = store.Customer("C1", "Jo Doe", "jo@example.com", segment="standard",
-                         handles=store.parse_handles("x:@jodoe_new"), attributes={"tier": "silver"})
+    c1b = store.Customer(
+        "C1",
+        "Jo Doe",
+        "jo@example.com",
+        segment="standard",
+        handles=store.parse_handles("x:@jodoe_new"),
+        attributes={"tier": "silver"},
+    )
     r = store.upsert_customers(engine, [("line 2", c1b)])
     assert (r.inserted, r.updated) == (0, 1)
     with engine.connect() as conn:
@@ -144,7 +157,9 @@ def test_customers_upsert_merges_attributes_and_replaces_handles(engine):
 
 
 def test_customer_handle_conflicts_are_reported_not_fatal(engine):
-    store.upsert_customers(engine, [("line 2", store.Customer("C1", handles=store.parse_handles("x:@jo")))])
+    store.upsert_customers(
+        engine, [("line 2", store.Customer("C1", handles=store.parse_handles("x:@jo")))]
+    )
     rows = [
         ("line 3", store.Customer("C2", handles=store.parse_handles("x:@JO"))),
         ("line 4", store.Customer("C3", handles=store.parse_handles("x:@al"))),
@@ -172,13 +187,19 @@ def test_queries_filter_and_bucket(engine):
     week = store.mention_volume(engine, freq="week")
     assert set(week["bucket"]) == {datetime(2024, 2, 26, tzinfo=UTC)}  # Monday
     only_first_day = store.MentionFilter(start=date(2024, 3, 1), end=date(2024, 3, 1))
-    assert store.overview_counts(engine, only_first_day)["mentions"] == 12 + 12  # hours 12-23 of day one, both sources
+    assert (
+        store.overview_counts(engine, only_first_day)["mentions"] == 12 + 12
+    )  # hours 12-23 of day one, both sources
     assert store.source_counts(engine).to_dict("records") == [
-        {"source": "x", "mentions": 48}, {"source": "reddit", "mentions": 24}]
+        {"source": "x", "mentions": 48},
+        {"source": "reddit", "mentions": 24},
+    ]
 
 
-@pytest.mark.parametrize("needle,expected", [("50%", 1), ("a_b", 1), ("%", 1), ("_", 1),
-                                             ("ACME", 1), ("'; DROP TABLE mentions; --", 0)])
+@pytest.mark.parametrize(
+    "needle,expected",
+    [("50%", 1), ("a_b", 1), ("%", 1), ("_", 1), ("ACME", 1), ("'; DROP TABLE mentions; --", 0)],
+)
 def test_search_is_literal(engine, needle, expected):
     store.upsert_mentions(engine, [mention(1, text_="50% off at ACME a_b"), mention(2, text_="ab")])
     df = store.mentions_frame(engine, store.MentionFilter(search=needle))
@@ -199,10 +220,14 @@ def test_export_includes_enrichment_columns(engine):
     store.upsert_mentions(engine, [mention(1)])
     with engine.begin() as conn:
         mid = conn.execute(select(MentionRow.id)).scalar_one()
-        conn.execute(text(
-            "INSERT INTO enrichments (mention_id, stage, label, score, model_name, model_version,"
-            " created_at) VALUES (:m, 'sentiment', 'negative', 0.9, 'm', '1', :t)"),
-            {"m": mid, "t": T0})
+        conn.execute(
+            text(
+                "INSERT INTO enrichments (mention_id, stage, label, score, model_name,"
+                " model_version, created_at)"
+                " VALUES (:m, 'sentiment', 'negative', 0.9, 'm', '1', :t)"
+            ),
+            {"m": mid, "t": T0},
+        )
     (row,) = store.iter_export_rows(engine)
     assert (row["sentiment"], row["sentiment_score"]) == ("negative", 0.9)
     neg = store.mentions_frame(engine, store.MentionFilter(sentiments=("negative",)))
@@ -211,11 +236,22 @@ def test_export_includes_enrichment_columns(engine):
 
 
 def test_customers_search(engine):
-    store.upsert_customers(engine, [
-        ("1", store.Customer("C1", "Maple Otter", "maple@example.com", "+1-555-0100",
-                             handles=store.parse_handles("x:@MapleOtter31"))),
-        ("2", store.Customer("C2", "Other Person", "other@example.org")),
-    ])
+    store.upsert_customers(
+        engine,
+        [
+            (
+                "1",
+                store.Customer(
+                    "C1",
+                    "Maple Otter",
+                    "maple@example.com",
+                    "+1-555-0100",
+                    handles=store.parse_handles("x:@MapleOtter31"),
+                ),
+            ),
+            ("2", store.Customer("C2", "Other Person", "other@example.org")),
+        ],
+    )
     assert store.customers_frame(engine, "otter31")["customer_id"].tolist() == ["C1"]
     assert store.customers_frame(engine, "555-0100")["customer_id"].tolist() == ["C1"]
     assert store.customers_frame(engine, "EXAMPLE.ORG")["customer_id"].tolist() == ["C2"]
@@ -232,8 +268,9 @@ def test_audit_and_cursor_tables_written(engine):
 
 def test_sqlite_read_timeout_stops_a_slow_query(tmp_path):
     eng = store.connect(f"sqlite:///{tmp_path / 't.db'}")
-    slow = text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-                "SELECT count(*) FROM c")
+    slow = text(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    )
     try:
         with pytest.raises(store.QueryTimeoutError, match="longer than 0.2 s"):
             with store.read_connection(eng, 0.2) as conn:
