@@ -1,0 +1,144 @@
+"""The dashboard through Streamlit's AppTest: every page renders, hostile text stays text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from listenwell import store
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+PAGES = ["app_pages/overview.py", "app_pages/mentions.py", "app_pages/quarantine.py"]
+HOSTILE = '<script>alert("x")</script> **bold** [link](javascript:alert(1)) <img src=x onerror=1>'
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    eng = store.connect(url)
+    store.upgrade(eng)
+    t0 = datetime(2024, 6, 1, 9, tzinfo=UTC)
+    mentions = [
+        store.Mention(
+            "x", str(i), t0 + timedelta(hours=7 * i), f"post {i} @acme", author_handle=f"@u{i % 5}"
+        )
+        for i in range(40)
+    ]
+    mentions.append(
+        store.Mention(
+            "reddit", "t3_h", t0 + timedelta(days=3), HOSTILE, author_handle="<b>evil</b>"
+        )
+    )
+    store.upsert_mentions(eng, mentions)
+    store.quarantine(eng, [store.Quarantined("x", "invalid JSON: Expecting value", "{oops")])
+    store.upsert_customers(
+        eng, [("1", store.Customer("C1", "Jo", handles=store.parse_handles("x:@u1")))]
+    )
+    eng.dispose()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"database_url: '{url}'\nbrand: {{name: Acme}}\n", encoding="utf-8")
+    monkeypatch.setenv("LISTENWELL_CONFIG", str(cfg))
+    return cfg
+
+
+def run_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
+def all_text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_exception(seeded, page):
+    at = run_page(page)
+    assert not at.error
+
+
+def test_overview_shows_real_numbers(seeded):
+    at = run_page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Mentions"] == "41"
+    assert metrics["Authors"] == "6"
+    assert metrics["Known customers"] == "1"
+    assert metrics["Quarantined records"] == "1"
+
+
+def test_sidebar_filter_changes_numbers(seeded):
+    at = run_page()
+    at.multiselect(key="filter_sources").select("reddit")
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Mentions"] == "1"
+    at.multiselect(key="filter_sources").unselect("reddit")
+    at.text_input(key="filter_search").input("post 1")
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Mentions"] == "11"  # post 1, 10-19
+
+
+def test_hostile_text_is_data_not_markup(seeded):
+    at = run_page("app_pages/mentions.py")
+    df = at.dataframe[0].value
+    assert HOSTILE in df["text"].tolist()
+    assert "<b>evil</b>" in df["author_handle"].tolist()
+    # Nothing from a post reaches a markdown element, where it could be interpreted.
+    assert "<script>" not in all_text(at) and "evil" not in all_text(at)
+
+
+def test_quarantine_page_lists_reasons(seeded):
+    at = run_page("app_pages/quarantine.py")
+    assert at.dataframe[0].value["reason"].tolist() == ["invalid JSON: Expecting value"]
+
+
+def test_unmigrated_database_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"database_url: 'sqlite:///{tmp_path / 'empty.db'}'\n", encoding="utf-8")
+    monkeypatch.setenv("LISTENWELL_CONFIG", str(cfg))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert "listenwell db upgrade" in at.error[0].value
+
+
+def test_bad_config_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("brand: {nam: typo}\n", encoding="utf-8")
+    monkeypatch.setenv("LISTENWELL_CONFIG", str(cfg))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert "brand.nam: unknown setting" in at.error[0].value
+
+
+def test_empty_database_invites_an_import(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    eng = store.connect(url)
+    store.upgrade(eng)
+    eng.dispose()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"database_url: '{url}'\n", encoding="utf-8")
+    monkeypatch.setenv("LISTENWELL_CONFIG", str(cfg))
+    at = run_page()
+    assert any("No mentions yet" in i.value for i in at.sidebar.info)
