@@ -119,9 +119,14 @@ def config_file(tmp_path: Path, db_url: str) -> Path:
     return path
 
 
-def shared_path(*parts: str) -> Path:
-    """A path in ../shared/data; the calling test skips if it is absent."""
-    path = SHARED.joinpath("data", *parts)
-    if not path.exists():
-        pytest.skip(f"shared data not found: {path}")
-    return path
+@pytest.fixture
+def shared_data():
+    """``shared_data(*parts)``: a path in ../shared/data; the test skips if it is absent."""
+
+    def find(*parts: str) -> Path:
+        path = SHARED.joinpath("data", *parts)
+        if not path.exists():
+            pytest.skip(f"shared data not found: {path}")
+        return path
+
+    return find
