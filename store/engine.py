@@ -85,6 +85,7 @@ def read_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
                 yield conn
             else:
                 raw = conn.connection.driver_connection
+                assert raw is not None
                 deadline = time.monotonic() + timeout_s
                 raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
                 try:

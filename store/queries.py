@@ -170,11 +170,12 @@ def overview_counts(
     }
 
 
-def _as_utc(value: Any) -> datetime | None:
+def _as_utc(value: object) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):  # SQLite aggregates bypass the column type
         value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -111,7 +111,7 @@ def check_text(value: Any, what: str = "text", *, allow_empty: bool = False) -> 
     return value
 
 
-def check_id(value: Any, what: str) -> str:
+def check_id(value: object, what: str) -> str:
     """Check an identifier: a non-empty string (or integer) of at most 200 characters."""
     if isinstance(value, bool) or value is None:
         raise RecordError(f"{what} is missing")
@@ -124,8 +124,7 @@ def check_id(value: Any, what: str) -> str:
         raise RecordError(f"{what} is missing")
     if len(value) > _MAX_ID_CHARS:
         raise RecordError(f"{what} is longer than {_MAX_ID_CHARS} characters")
-    check_text(value, what)
-    return value
+    return check_text(value, what)
 
 
 def parse_timestamp(value: Any, *, now: datetime | None = None) -> datetime:

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import RecordError
@@ -39,12 +39,12 @@ __all__ = [
 
 T = TypeVar("T")
 
-_mentions = MentionRow.__table__
-_customers = CustomerRow.__table__
-_handles = HandleRow.__table__
-_quarantine = QuarantineRow.__table__
-_cursors = CursorRow.__table__
-_audit = AuditRow.__table__
+_mentions = cast(Table, MentionRow.__table__)
+_customers = cast(Table, CustomerRow.__table__)
+_handles = cast(Table, HandleRow.__table__)
+_quarantine = cast(Table, QuarantineRow.__table__)
+_cursors = cast(Table, CursorRow.__table__)
+_audit = cast(Table, AuditRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)
