@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-__all__ = ["source_bar", "volume_chart"]
+__all__ = ["ranking_bar", "source_bar", "volume_chart"]
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend_title_text": ""}
 
@@ -42,6 +42,20 @@ def source_bar(df: pd.DataFrame, *, title: str = "Mentions by source") -> go.Fig
         orientation="h",
         title=title,
         labels={"mentions": "Mentions", "source": ""},
+    )
+    fig.update_layout(**_LAYOUT)
+    return fig
+
+
+def ranking_bar(df: pd.DataFrame, label: str, value: str, *, title: str) -> go.Figure:
+    """Horizontal bars of ``value`` per ``label``, largest at the top."""
+    fig = px.bar(
+        df.sort_values(value),
+        x=value,
+        y=label,
+        orientation="h",
+        title=title,
+        labels={value: value.capitalize(), label: ""},
     )
     fig.update_layout(**_LAYOUT)
     return fig

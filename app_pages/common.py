@@ -78,6 +78,12 @@ def source_counts(url: str, f: store.MentionFilter) -> pd.DataFrame:
 
 
 @_cached
+def top_authors(url: str, f: store.MentionFilter, limit: int) -> pd.DataFrame:
+    """Cached :func:`store.top_authors`."""
+    return store.top_authors(_engine(url), f, limit=limit, timeout_s=settings().query_timeout_s)
+
+
+@_cached
 def mentions_frame(url: str, f: store.MentionFilter, limit: int) -> pd.DataFrame:
     """Cached :func:`store.mentions_frame`."""
     return store.mentions_frame(_engine(url), f, limit=limit, timeout_s=settings().query_timeout_s)

@@ -36,7 +36,14 @@ st.plotly_chart(charts.volume_chart(volume), width="stretch")
 
 left, right = st.columns([1, 2])
 with left:
-    st.plotly_chart(charts.source_bar(common.query(common.source_counts, f)), width="stretch")
+    sources = common.query(common.source_counts, f)
+    if len(sources) > 1:
+        st.plotly_chart(charts.source_bar(sources), width="stretch")
+    authors = common.query(common.top_authors, f, 10)
+    st.plotly_chart(
+        charts.ranking_bar(authors, "author_handle", "mentions", title="Most active authors"),
+        width="stretch",
+    )
 with right:
     st.subheader("Latest mentions")
     latest = common.query(common.mentions_frame, f, 20)
@@ -47,6 +54,7 @@ with right:
         width="stretch",
         column_config={
             "created_at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm"),
+            "source": "Source",
             "author_handle": "Author",
             "text": st.column_config.TextColumn("Text", width="large"),
         },

@@ -27,6 +27,7 @@ from .queries import (
     overview_counts,
     quarantine_frame,
     source_counts,
+    top_authors,
 )
 from .records import (
     MAX_TEXT_CHARS,
@@ -90,6 +91,7 @@ __all__ = [
     "record_audit",
     "save_cursor",
     "source_counts",
+    "top_authors",
     "upgrade",
     "upsert_customers",
     "upsert_mentions",

@@ -33,6 +33,7 @@ __all__ = [
     "overview_counts",
     "quarantine_frame",
     "source_counts",
+    "top_authors",
 ]
 
 DEFAULT_TIMEOUT_S = 15.0
@@ -227,6 +228,24 @@ def source_counts(
     else:
         stmt = stmt.where(*_where(f, None, None, None, joined=False))
     return _frame(engine, stmt.group_by(M.c.source).order_by(n.desc()), timeout_s)
+
+
+def top_authors(
+    engine: Engine,
+    f: MentionFilter = MentionFilter(),
+    *,
+    limit: int = 10,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> pd.DataFrame:
+    """The most active authors: columns ``author_handle``, ``mentions``, most first."""
+    n = func.count().label("mentions")
+    stmt = select(M.c.author_handle, n).where(M.c.author_handle.is_not(None))
+    if _needs_join(f):
+        stmt = stmt.where(M.c.id.in_(_filtered_ids(f)))
+    else:
+        stmt = stmt.where(*_where(f, None, None, None, joined=False))
+    stmt = stmt.group_by(M.c.author_handle).order_by(n.desc(), M.c.author_handle).limit(limit)
+    return _frame(engine, stmt, timeout_s)
 
 
 def _mention_columns(sent: Any, topic: Any, link: Any) -> list[Any]:

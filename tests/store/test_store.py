@@ -300,3 +300,13 @@ def test_unreachable_database_is_a_clear_error():
                 pass
     finally:
         eng.dispose()
+
+
+def test_top_authors(engine):
+    store.upsert_mentions(engine, [mention(i) for i in range(10)])  # @user0..2
+    store.upsert_mentions(engine, [store.Mention("x", "anon", T0, "no author")])
+    df = store.top_authors(engine, limit=2)
+    assert df.to_dict("records") == [
+        {"author_handle": "@user0", "mentions": 4},
+        {"author_handle": "@user1", "mentions": 3},
+    ]
