@@ -100,9 +100,9 @@ def state_of(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from . import db, demo, io
+    from . import collect, db, demo, io
 
-    for module in (db, io, demo):
+    for module in (db, io, collect, demo):
         module.register(app)
 
 

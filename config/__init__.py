@@ -3,6 +3,7 @@
 from .settings import (
     ENV_CONFIG,
     ENV_PREFIX,
+    AppStoreSettings,
     BrandSettings,
     ConfigError,
     RedditSettings,
@@ -20,6 +21,7 @@ from .settings import (
 __all__ = [
     "ENV_CONFIG",
     "ENV_PREFIX",
+    "AppStoreSettings",
     "BrandSettings",
     "ConfigError",
     "RedditSettings",

@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 __all__ = [
     "ENV_CONFIG",
+    "AppStoreSettings",
     "ENV_PREFIX",
     "BrandSettings",
     "ConfigError",
@@ -113,6 +114,17 @@ class RedditSettings(_Section):
         default_factory=list,
         description="Subreddits to search within; empty means all of Reddit.",
     )
+    include_comments: bool = Field(
+        default=True,
+        description="Also read the newest comments (of `subreddits`, or all of Reddit) and keep "
+        "those containing a query; Reddit's API has no comment search.",
+    )
+    overlap_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How far below the saved cursor to re-read, because Reddit search indexes "
+        "posts late; re-read posts are not stored twice.",
+    )
 
 
 class XSettings(_Section):
@@ -128,6 +140,29 @@ class XSettings(_Section):
         default_factory=list,
         description="Recent-search queries; empty means the brand keywords.",
     )
+    max_results: int = Field(
+        default=100,
+        ge=10,
+        le=100,
+        description="Posts per recent-search request (X allows 10 to 100).",
+    )
+
+
+class AppStoreSettings(_Section):
+    """Apple App Store reviews, from the public customer-reviews RSS feed."""
+
+    app_ids: list[str] = Field(
+        default_factory=list,
+        description="Numeric App Store ids (id123456789 or 123456789); empty turns the source off.",
+    )
+    countries: list[str] = Field(
+        default_factory=lambda: ["us"],
+        description="Two-letter storefront codes; each storefront has its own reviews.",
+    )
+    base_url: str = Field(
+        default="https://itunes.apple.com",
+        description="Base URL of the reviews feed. Point it at 127.0.0.1 for tests and the demo.",
+    )
 
 
 class SourcesSettings(_Section):
@@ -135,6 +170,33 @@ class SourcesSettings(_Section):
 
     reddit: RedditSettings = Field(default_factory=RedditSettings, description="Reddit source.")
     x: XSettings = Field(default_factory=XSettings, description="X (Twitter) source.")
+    appstore: AppStoreSettings = Field(
+        default_factory=AppStoreSettings, description="Apple App Store reviews source."
+    )
+    timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds to wait for any one HTTP request to a source (connect and each "
+        "read) before it counts as failed and is retried.",
+    )
+    retries: int = Field(
+        default=4,
+        ge=1,
+        description="Tries per page, the first included, for 429, 5xx, timeouts and broken "
+        "answers.",
+    )
+    max_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Longest wait between tries; a server asking for longer (Retry-After, "
+        "rate-limit reset) ends that source's run, and the next run resumes from the saved "
+        "cursor.",
+    )
+    max_pages: int = Field(
+        default=50,
+        ge=1,
+        description="Pages per stream per run; a longer backlog is read over the following runs.",
+    )
 
 
 def default_data_dir() -> Path:

@@ -1,0 +1,69 @@
+"""Serve the fake Reddit, X and App Store APIs with seeded data, for demos and manual runs.
+
+Run from ``tests/``::
+
+    cd tests && ../.venv/bin/python -m fakes --mentions 600
+
+It prints the ``sources:`` settings that point the real collectors at the
+fakes, then serves until Ctrl-C. Every 100th Reddit post and X post is
+malformed, so quarantine has something to show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+
+from .appstore import FakeAppStore
+from .reddit import FakeReddit
+from .x import FakeX
+
+
+def main() -> None:
+    """Start the fakes and print the matching settings."""
+    parser = argparse.ArgumentParser(prog="python -m fakes", description=__doc__)
+    parser.add_argument("--mentions", type=int, default=600, help="Items per source.")
+    args = parser.parse_args()
+    reddit, x, appstore = FakeReddit(), FakeX(), FakeAppStore()
+    for _ in range(max(1, args.mentions // 100)):
+        reddit.add_posts(100)
+        reddit.add_malformed_post()
+        x.add_posts(100, long_every=7)
+        x.add_malformed_post()
+    appstore.add_reviews(min(args.mentions, 500))
+    for fake in (reddit, x, appstore):
+        fake.server.start()
+    settings = {
+        "sources": {
+            "reddit": {
+                "client_id": reddit.client_id,
+                "client_secret": reddit.client_secret,
+                "oauth_url": reddit.server.base_url,
+                "reddit_url": reddit.server.base_url,
+                "queries": ["Acme"],
+            },
+            "x": {
+                "bearer_token": x.bearer_token,
+                "api_base_url": x.server.base_url,
+                "queries": ["Acme"],
+            },
+            "appstore": {
+                "app_ids": ["123456789"],
+                "countries": ["us"],
+                "base_url": appstore.server.base_url,
+            },
+        }
+    }
+    print(json.dumps(settings, indent=2), flush=True)  # JSON is valid YAML
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for fake in (reddit, x, appstore):
+            fake.server.stop()
+
+
+if __name__ == "__main__":
+    main()

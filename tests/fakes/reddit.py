@@ -1,0 +1,174 @@
+"""A fake Reddit API that speaks the wire format praw expects.
+
+* ``POST /api/v1/access_token``: HTTP Basic ``client_id:client_secret``; a
+  wrong pair gets 401 like Reddit's.
+* ``GET /r/<subs>/search`` and ``GET /r/<subs>/comments``: Listings, newest
+  first, paged by ``after=<fullname>`` and ``limit`` (capped at 100). A
+  request without the bearer token gets 401 *with* ``www-authenticate``.
+* Every answer carries ``x-ratelimit-*`` headers that cause no pacing.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .server import FakeServer, Reply, Request
+
+__all__ = ["FakeReddit"]
+
+TOKEN = "fake-reddit-token"
+_WORDS = "love hate broken great support refund shipping app update slow fast price".split()
+
+
+@dataclass
+class FakeReddit:
+    """A stateful fake: ``posts`` and ``comments`` are ``(fullname, child)`` lists, newest first."""
+
+    client_id: str = "cid"
+    client_secret: str = "secret"
+    posts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    comments: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    epoch: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    server: FakeServer = field(init=False)
+    _n: int = 0
+
+    def __post_init__(self) -> None:
+        self.server = FakeServer(
+            [
+                ("POST", r"/api/v1/access_token/?", self._token),
+                ("GET", r"/r/([^/]+)/search/?", self._search),
+                ("GET", r"/r/([^/]+)/comments/?", self._comments),
+            ],
+            default_headers={
+                "x-ratelimit-remaining": "995.0",
+                "x-ratelimit-used": "5",
+                "x-ratelimit-reset": "300",
+            },
+        )
+
+    # -- data ----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Empty the data, faults and log."""
+        self.posts.clear()
+        self.comments.clear()
+        self.server.reset()
+        self._n = 0
+
+    def _next_time(self) -> float:
+        self._n += 1
+        return (self.epoch - timedelta(hours=5) + timedelta(seconds=10 * self._n)).timestamp()
+
+    def add_posts(self, n: int, *, text: str = "Acme", seed: int = 1) -> list[str]:
+        """Add ``n`` posts newer than all before; returns their fullnames, newest first."""
+        rng = random.Random(seed + self._n)
+        names = []
+        for _ in range(n):
+            created = self._next_time()
+            short = f"p{self._n:05d}"
+            data = {
+                "id": short,
+                "name": f"t3_{short}",
+                "title": f"{text} {rng.choice(_WORDS)} #{self._n}",
+                "selftext": " ".join(rng.choice(_WORDS) for _ in range(6)),
+                "author": f"user{rng.randrange(50)}",
+                "subreddit": "acme",
+                "created_utc": created,
+                "permalink": f"/r/acme/comments/{short}/post/",
+                "url": f"https://www.reddit.com/r/acme/comments/{short}/post/",
+                "score": rng.randrange(100),
+                "num_comments": 0,
+                "over_18": False,
+            }
+            self.posts.insert(0, (data["name"], {"kind": "t3", "data": data}))
+            names.append(data["name"])
+        return names[::-1]
+
+    def add_comments(self, n: int, *, text: str = "Acme", seed: int = 2) -> list[str]:
+        """Add ``n`` comments containing ``text``; returns their fullnames, newest first."""
+        rng = random.Random(seed + self._n)
+        names = []
+        for _ in range(n):
+            created = self._next_time()
+            short = f"c{self._n:05d}"
+            data = {
+                "id": short,
+                "name": f"t1_{short}",
+                "body": f"{rng.choice(_WORDS)} {text} {rng.choice(_WORDS)}",
+                "author": f"user{rng.randrange(50)}",
+                "link_id": "t3_p00001",
+                "parent_id": "t3_p00001",
+                "subreddit": "acme",
+                "created_utc": created,
+                "permalink": f"/r/acme/comments/p00001/post/{short}/",
+                "score": 1,
+            }
+            self.comments.insert(0, (data["name"], {"kind": "t1", "data": data}))
+            names.append(data["name"])
+        return names[::-1]
+
+    def add_malformed_post(self) -> str:
+        """Add a post lacking its ``id`` and ``name`` (praw would lose the whole page)."""
+        created = self._next_time()
+        key = f"t3_bad{self._n}"
+        child = {"kind": "t3", "data": {"title": "Acme without an id", "created_utc": created}}
+        self.posts.insert(0, (key, child))
+        return key
+
+    # -- routes --------------------------------------------------------------------
+
+    def _token(self, req: Request, _m: re.Match[str]) -> Reply:
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if req.headers.get("authorization") != f"Basic {expected}":
+            return Reply(401, {"message": "Unauthorized", "error": 401})
+        return Reply(
+            200, {"access_token": TOKEN, "token_type": "bearer", "expires_in": 86400, "scope": "*"}
+        )
+
+    def _authorized(self, req: Request) -> Reply | None:
+        if req.headers.get("authorization") != f"bearer {TOKEN}":
+            return Reply(
+                401,
+                {"message": "Unauthorized", "error": 401},
+                {"www-authenticate": 'Bearer realm="reddit", error="invalid_token"'},
+            )
+        return None
+
+    def _listing(self, req: Request, items: list[tuple[str, dict[str, Any]]]) -> Reply:
+        denied = self._authorized(req)
+        if denied is not None:
+            return denied
+        limit = min(int(req.query.get("limit", "25")), 100)
+        start = 0
+        after = req.query.get("after")
+        if after:
+            keys = [k for k, _ in items]
+            start = keys.index(after) + 1 if after in keys else len(items)
+        chunk = items[start : start + limit]
+        more = start + limit < len(items)
+        return Reply(
+            200,
+            {
+                "kind": "Listing",
+                "data": {
+                    "after": chunk[-1][0] if chunk and more else None,
+                    "before": None,
+                    "dist": len(chunk),
+                    "modhash": "",
+                    "children": [c for _, c in chunk],
+                },
+            },
+        )
+
+    def _search(self, req: Request, _m: re.Match[str]) -> Reply:
+        q = req.query.get("q", "").lower()
+        items = [(k, c) for k, c in self.posts if q in str(c).lower()]
+        return self._listing(req, items)
+
+    def _comments(self, req: Request, _m: re.Match[str]) -> Reply:
+        return self._listing(req, self.comments)
