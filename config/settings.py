@@ -241,10 +241,11 @@ class Settings(BaseSettings):
         "with a clear message instead of hanging.",
     )
     batch_size: int = Field(
-        default=1000,
+        default=10_000,
         ge=1,
         le=100_000,
-        description="Rows per database write batch for imports and collectors.",
+        description="Rows per database write transaction for file imports; larger batches "
+        "import faster (fewer index pages rewritten per row) and use more memory.",
     )
 
     @field_validator("database_url")

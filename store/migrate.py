@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import MigrationError, SchemaOutOfDateError
+
+if TYPE_CHECKING:  # Alembic is imported on first use: most commands only read the version
+    from alembic.config import Config
 
 __all__ = ["MigrationStatus", "ensure_current", "migration_status", "upgrade"]
 
@@ -33,6 +33,8 @@ class MigrationStatus:
 
 
 def _config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -40,6 +42,8 @@ def _config() -> Config:
 
 def _ordered_revisions() -> list[tuple[str, str]]:
     """All revisions as ``(id, message)``, oldest first."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_config())
     revs = list(script.walk_revisions("base", "heads"))
     return [(r.revision, r.doc or "") for r in reversed(revs)]
@@ -51,6 +55,8 @@ def migration_status(engine: Engine) -> MigrationStatus:
     Raises:
         MigrationError: The database cannot be read.
     """
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_heads()
@@ -79,6 +85,8 @@ def upgrade(engine: Engine, revision: str = "head") -> MigrationStatus:
     Raises:
         MigrationError: A migration failed; the database is left at the last good revision.
     """
+    from alembic import command
+
     cfg = _config()
     try:
         with engine.begin() as conn:

@@ -243,7 +243,7 @@ def upsert_mentions(
     engine: Engine,
     items: Iterable[Mention | Quarantined],
     *,
-    batch_size: int = 1000,
+    batch_size: int = 10_000,
     on_batch: Callable[[WriteResult], None] | None = None,
 ) -> WriteResult:
     """Store mentions from any iterable, in batches, idempotently on ``(source, external_id)``.
@@ -276,7 +276,7 @@ def upsert_mentions(
 _DONE = object()
 
 
-def _read_ahead(chunks: Iterator[list[T]], depth: int = 3) -> Iterator[list[T]]:
+def _read_ahead(chunks: Iterator[list[T]], depth: int = 2) -> Iterator[list[T]]:
     """Produce chunks in a background thread while the caller writes the previous ones.
 
     Parsing holds the GIL but the database drivers release it while they work,
