@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from listenwell.store import (
+    MENTION_FIELDS,
     Customer,
     Mention,
     Quarantined,
@@ -44,17 +45,6 @@ __all__ = [
     "read_mentions",
 ]
 
-MENTION_FIELDS = (
-    "source",
-    "external_id",
-    "created_at",
-    "author_handle",
-    "author_name",
-    "text",
-    "url",
-    "rating",
-    "in_reply_to",
-)
 _REQUIRED_MENTION = ("source", "external_id", "created_at", "text")
 CUSTOMER_COLUMNS = ("customer_id", "name", "email", "phone", "handles", "segment")
 

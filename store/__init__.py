@@ -31,6 +31,7 @@ from .queries import (
 )
 from .records import (
     MAX_TEXT_CHARS,
+    MENTION_FIELDS,
     Customer,
     Handle,
     Mention,
@@ -64,6 +65,7 @@ from .writes import (
 __all__ = [
     "EXPORT_COLUMNS",
     "MAX_TEXT_CHARS",
+    "MENTION_FIELDS",
     "Customer",
     "CustomerWriteResult",
     "DatabaseUnavailableError",

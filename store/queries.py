@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from .engine import read_connection
 from .models import CustomerRow, EnrichmentRow, HandleRow, MentionRow, QuarantineRow
+from .records import MENTION_FIELDS
 
 if TYPE_CHECKING:  # pandas is imported on first use: it costs half a second at start-up
     import pandas as pd
@@ -41,15 +42,7 @@ DEFAULT_TIMEOUT_S = 15.0
 # The export's header; other tools read these columns by name. NLP and
 # engagement columns stay empty until those stages have run.
 EXPORT_COLUMNS = [
-    "source",
-    "external_id",
-    "created_at",
-    "author_handle",
-    "author_name",
-    "text",
-    "url",
-    "rating",
-    "in_reply_to",
+    *MENTION_FIELDS,
     "sentiment",
     "sentiment_score",
     "topic",

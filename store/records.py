@@ -18,6 +18,7 @@ from .errors import RecordError
 
 __all__ = [
     "MAX_TEXT_CHARS",
+    "MENTION_FIELDS",
     "Customer",
     "Handle",
     "Mention",
@@ -26,6 +27,19 @@ __all__ = [
     "parse_handles",
     "parse_timestamp",
 ]
+
+# The fields of a mention as files, collectors and exports name them (the import format).
+MENTION_FIELDS = (
+    "source",
+    "external_id",
+    "created_at",
+    "author_handle",
+    "author_name",
+    "text",
+    "url",
+    "rating",
+    "in_reply_to",
+)
 
 # A 1 MB post is stored verbatim; beyond 2 million characters a record is quarantined.
 MAX_TEXT_CHARS = 2_000_000

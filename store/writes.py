@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import RecordError
 from .models import AuditRow, CursorRow, CustomerRow, HandleRow, MentionRow, QuarantineRow, utcnow
-from .records import Customer, Mention
+from .records import MENTION_FIELDS, Customer, Mention
 
 __all__ = [
     "CustomerWriteResult",
@@ -96,19 +96,7 @@ def _insert_for(conn: Connection, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-_MENTION_COLUMNS = (
-    "source",
-    "external_id",
-    "created_at",
-    "author_handle",
-    "author_name",
-    "text",
-    "url",
-    "rating",
-    "in_reply_to",
-    "raw",
-    "collected_at",
-)
+_MENTION_COLUMNS = (*MENTION_FIELDS, "raw", "collected_at")
 
 
 def _mention_sql(dialect: str) -> str:
@@ -130,6 +118,10 @@ def _sqlite_time(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")
 
 
+def _as_is(value: datetime) -> datetime:
+    return value
+
+
 def _insert_mentions(conn: Connection, batch: Sequence[Mention]) -> WriteResult:
     """Insert a batch with one driver-level executemany; conflicts are skipped and counted.
 
@@ -140,42 +132,25 @@ def _insert_mentions(conn: Connection, batch: Sequence[Mention]) -> WriteResult:
     """
     if not batch:
         return WriteResult()
-    now = utcnow()
-    if conn.dialect.name == "sqlite":
-        stamp = _sqlite_time(now)
-        params: list[tuple[Any, ...]] = [
-            (
-                m.source,
-                m.external_id,
-                _sqlite_time(m.created_at),
-                m.author_handle,
-                m.author_name,
-                m.text,
-                m.url,
-                m.rating,
-                m.in_reply_to,
-                m.raw,
-                stamp,
-            )
-            for m in batch
-        ]
-    else:
-        params = [
-            (
-                m.source,
-                m.external_id,
-                m.created_at,
-                m.author_handle,
-                m.author_name,
-                m.text,
-                m.url,
-                m.rating,
-                m.in_reply_to,
-                m.raw,
-                now,
-            )
-            for m in batch
-        ]
+    sqlite = conn.dialect.name == "sqlite"
+    when: Callable[[datetime], Any] = _sqlite_time if sqlite else _as_is
+    stamp = when(utcnow())
+    params = [
+        (
+            m.source,
+            m.external_id,
+            when(m.created_at),
+            m.author_handle,
+            m.author_name,
+            m.text,
+            m.url,
+            m.rating,
+            m.in_reply_to,
+            m.raw,
+            stamp,
+        )
+        for m in batch
+    ]
     inserted = conn.exec_driver_sql(_mention_sql(conn.dialect.name), params).rowcount
     return WriteResult(inserted=inserted, duplicates=len(batch) - inserted)
 
