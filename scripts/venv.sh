@@ -19,8 +19,10 @@ want="$(cat "$ROOT/pyproject.toml" "$ROOT/requirements.lock" | sha256sum | cut -
 stamp="$VENV/.listenwell-installed"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing dependencies into $VENV (first run takes a few minutes)" >&2
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+  # (Some machines' pip.conf names local indexes that do not exist; drop those warnings.)
+  quiet() { { "$@" 2>&1; } | { grep -v "^WARNING: Location '" || true; }; }
+  quiet "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+  quiet "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     -c "$ROOT/requirements.lock" -e "$ROOT[dev]"
   echo "$want" > "$stamp"
 fi
