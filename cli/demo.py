@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -15,10 +15,20 @@ import yaml
 from listenwell import store
 from listenwell.collectors.files import read_customers, read_mentions
 from listenwell.config import ENV_CONFIG, default_data_dir
+from listenwell.demo.fakes.x import FakeX
 
 from . import CliError, state_of
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from listenwell.collectors.base import SourceResult
+
 DEMO_ACTOR = "demo"
+#: Longest X search query (standard access).
+QUERY_LIMIT = 512
+#: An account that answered at least this many people is a care account.
+CARE_ACCOUNT_MIN = 3
 
 
 def demo_dir() -> Path:
@@ -33,15 +43,140 @@ def app_script() -> Path:
     return Path(listenwell.__file__).parent / "app.py"
 
 
-def build_demo(target: Path) -> tuple[Path, dict[str, Any]]:
+def _pack(terms: list[str], limit: int = QUERY_LIMIT) -> list[str]:
+    """Join ``terms`` with `` OR `` into as few queries of at most ``limit`` characters as fit."""
+    queries: list[str] = []
+    current = ""
+    for term in terms:
+        joined = f"{current} OR {term}" if current else term
+        if current and len(joined) > limit:
+            queries.append(current)
+            joined = term
+        current = joined
+    return [*queries, current] if current else queries
+
+
+def demo_queries(fake: FakeX, brand: dict[str, Any]) -> list[str]:
+    """The X searches that find every post the fake serves, in X's own query syntax.
+
+    First the brand and its competitors (their keywords as quoted phrases, the
+    form of the default query ``listenwell collect`` builds from the brand
+    keywords); then the care accounts (an account that answered at least three
+    people) as ``@account OR from:account``; then, for each conversation with a
+    post neither finds, ``conversation_id:`` (X's operator for a whole thread),
+    as a care team follows the threads it is in. Each query stays within X's
+    512 characters. Overlapping searches are fine: the store keeps a post once.
+
+    Args:
+        fake: The fake X API, already serving the posts.
+        brand: The demo brand (``name``, ``keywords``, ``competitors``).
+
+    Returns:
+        The queries, brand first.
+    """
+    keywords = list(brand.get("keywords") or [brand.get("name") or "demo"])
+    for words in (brand.get("competitors") or {}).values():
+        keywords += list(words)
+    queries = _pack([f'"{k}"' for k in dict.fromkeys(keywords) if k])
+    answered: dict[str, set[str]] = {}
+    for tweet in fake.tweets:
+        to = tweet.get("in_reply_to_user_id")
+        if to and to != tweet.get("author_id"):
+            answered.setdefault(str(tweet["author_id"]), set()).add(str(to))
+    accounts = sorted(
+        fake.users[uid]["username"]
+        for uid, people in answered.items()
+        if len(people) >= CARE_ACCOUNT_MIN and uid in fake.users
+    )
+    queries += _pack([t for a in accounts for t in (f"@{a}", f"from:{a}")])
+    found = {str(t.get("id")) for q in queries for t in fake.matching(q)}
+    threads = dict.fromkeys(
+        str(t.get("conversation_id")) for t in fake.tweets if str(t.get("id")) not in found
+    )
+    return queries + _pack([f"conversation_id:{c}" for c in threads])
+
+
+def _collect_through_fake(
+    engine: Engine, mentions: list[store.Mention], brand: dict[str, Any], fake: FakeX
+) -> tuple[SourceResult, int]:
+    """Serve ``mentions`` from ``fake`` on 127.0.0.1 and read them with the real X collector.
+
+    Returns:
+        The collector's counts and the number of queries it ran.
+
+    Raises:
+        CliError: The fake could not start, or any query failed; one line, with the reason.
+    """
+    from listenwell.collectors.base import RetryPolicy
+    from listenwell.collectors.runner import run_collector
+    from listenwell.collectors.x import XCollector
+
+    fake.add_mentions(
+        {
+            "external_id": m.external_id,
+            "created_at": m.created_at.isoformat(),
+            "author_handle": m.author_handle,
+            "author_name": m.author_name,
+            "text": m.text,
+            "in_reply_to": m.in_reply_to,
+        }
+        for m in mentions
+    )
+    queries = demo_queries(fake, brand)
+    try:
+        fake.server.start()
+    except OSError as exc:
+        raise CliError(f"cannot start the local fake X server on 127.0.0.1: {exc}") from None
+    try:
+        collector = XCollector(
+            bearer_token=fake.bearer_token,
+            queries=queries,
+            api_base_url=fake.server.base_url,
+            timeout=10.0,
+            page_size=100,
+            retry=RetryPolicy(attempts=3, max_wait=2.0, backoff=0.2),
+            max_pages=10_000,
+        )
+        try:
+            result = run_collector(engine, collector)
+        finally:
+            collector.close()
+    finally:
+        fake.server.stop()
+    if result.errors:
+        reasons = []
+        for error in result.errors:
+            for stream in collector.streams():
+                error = error.removeprefix(f"{stream}: ")
+            reasons.append(error)
+        raise CliError(
+            "collecting the demo mentions through the local fake X server failed "
+            f"({len(reasons)} of {len(queries)} queries): {reasons[0]}"
+        )
+    return result, len(queries)
+
+
+def build_demo(target: Path, *, fake_x: FakeX | None = None) -> tuple[Path, dict[str, Any]]:
     """Create or refresh the demo database in ``target``; idempotent.
 
     Writes ``target/listenwell-demo.yaml`` (a config naming the demo database
-    and brand), migrates the schema and imports the bundled customers and
-    mentions. Running it again changes nothing already stored.
+    and brand), migrates the schema and imports the bundled customers. The
+    bundled mentions arrive the way live ones do: a fake X API on an ephemeral
+    port of 127.0.0.1 serves them in X's wire format, the real X collector
+    (tweepy) reads them with its searches (see :func:`demo_queries`) and
+    stores them with its cursor, and the fake is stopped. A second build finds
+    nothing newer than the saved cursor and stores nothing.
+
+    Args:
+        target: The folder of the demo database and config.
+        fake_x: The fake X API to serve the bundled mentions from (a fresh one
+            by default; tests pass one with faults queued).
 
     Returns:
-        The config path, and counts of what was imported.
+        The config path, and counts of what was stored.
+
+    Raises:
+        CliError: The bundled data is missing or broken, or collecting failed.
     """
     from listenwell.demo import data_path
 
@@ -51,14 +186,19 @@ def build_demo(target: Path) -> tuple[Path, dict[str, Any]]:
     for f in (mentions_file, customers_file, brand_file):
         if not f.is_file():
             raise CliError(f"the bundled demo data is missing: {f} (reinstall Listenwell)")
+    mentions: list[store.Mention] = []
+    for item in read_mentions(mentions_file):
+        if not isinstance(item, store.Mention):
+            raise CliError(f"the bundled demo mentions are broken: {item.origin}: {item.reason}")
+        mentions.append(item)
+    brand = json.loads(brand_file.read_text(encoding="utf-8"))
     target.mkdir(parents=True, exist_ok=True)
     config_path = target / "listenwell-demo.yaml"
-    config = {
-        "database_url": f"sqlite:///{(target / 'demo.db').resolve()}",
-        "brand": json.loads(brand_file.read_text(encoding="utf-8")),
-    }
+    config = {"database_url": f"sqlite:///{(target / 'demo.db').resolve()}", "brand": brand}
+    # No `sources:`: the fake X server the mentions came through is gone once the build ends.
     config_path.write_text(
-        "# Written by `listenwell demo`: the demo database and brand.\n"
+        "# Written by `listenwell demo`: the demo database and brand. The mentions were\n"
+        "# collected by the X collector from a local fake X API, stopped after the build.\n"
         + yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
         encoding="utf-8",
     )
@@ -70,12 +210,14 @@ def build_demo(target: Path) -> tuple[Path, dict[str, Any]]:
             ((f"line {n}", c) for n, c, _ in read_customers(customers_file) if c is not None),
             actor=DEMO_ACTOR,
         )
-        mentions = store.upsert_mentions(engine, read_mentions(mentions_file))
+        result, queries = _collect_through_fake(engine, mentions, brand, fake_x or FakeX())
         counts = {
             "customers_new": customers.inserted,
-            "mentions_new": mentions.inserted,
-            "mentions_already_there": mentions.duplicates,
-            "quarantined": mentions.quarantined,
+            "mentions_new": result.new,
+            "mentions_already_there": result.duplicates,
+            "quarantined": result.quarantined,
+            "x_queries": queries,
+            "x_pages": result.pages,
         }
         store.record_audit(engine, DEMO_ACTOR, "demo.build", "database", None, counts)
     finally:
@@ -110,7 +252,8 @@ def demo(
         typer.echo(str(config_path))
         return
     typer.echo(
-        f"demo database ready ({counts['mentions_new']:,} new mentions); config: {config_path}",
+        f"demo database ready ({counts['mentions_new']:,} new mentions, read by the X "
+        f"collector from a local fake X API); config: {config_path}",
         err=True,
     )
     typer.echo(f"starting the dashboard on http://localhost:{port} (Ctrl-C to stop)", err=True)

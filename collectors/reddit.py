@@ -80,7 +80,8 @@ def normalize_reddit(raw: Any) -> Mention:
         external_id=external_id,
         created_at=created_at,
         text=text,
-        author_handle=author,
+        # Stored as Reddit shows it (u/name), like the customer list's reddit handles.
+        author_handle=f"u/{author}" if author else None,
         author_name=author,
         url=_WEB + permalink if permalink and permalink.startswith("/") else permalink,
         in_reply_to=in_reply_to,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from listenwell.store import runs
 
 from .base import AuthError, Collector, CollectorError, FatalError, Page, SourceResult, dump_raw
 
-__all__ = ["CursorState", "collect", "run_collector"]
+__all__ = ["CursorState", "Timings", "collect", "run_collector"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,24 @@ class CursorState:
         )
 
 
+@dataclass
+class Timings:
+    """Seconds a pass spent in each phase, for benchmarks (``run_collector(timings=...)``).
+
+    Attributes:
+        fetch: Waiting for pages: the HTTP request, the client's decoding and
+            any retry waits (inside :meth:`Collector.pages`).
+        normalize: Normalising items and checking the bad ones against quarantine.
+        store: Writing each page's mentions, quarantined items and cursor.
+        pages: Pages timed.
+    """
+
+    fetch: float = 0.0
+    normalize: float = 0.0
+    store: float = 0.0
+    pages: int = 0
+
+
 def _normalize_page(
     collector: Collector, page: Page
 ) -> tuple[list[store.Mention], list[store.Quarantined]]:
@@ -159,14 +178,17 @@ def _run_stream(
     now: datetime,
     on_page: PageHook | None,
     should_stop: Callable[[], bool] | None,
+    timings: Timings,
 ) -> None:
     source = collector.name
+    clock = time.perf_counter
     state = CursorState.load(store.load_cursor(engine, source, stream))
     if not state.in_progress:
         state = CursorState(since=state.since, started=now)
     bound = None if state.since is None else state.since - collector.overlap
     token = state.resume
     running_max = state.running_max
+    started = clock()
     try:
         pages = collector.pages(stream, bound, token)
         first = next(pages, None)
@@ -179,12 +201,15 @@ def _run_stream(
         log.warning("%s %s: resume token refused, restarting from the newest page", source, stream)
         pages = collector.pages(stream, bound, None)
         first = next(pages, None)
+    timings.fetch += clock() - started
     count = 0
     page = first
     while page is not None:
         count += 1
+        started = clock()
         mentions, bad = _normalize_page(collector, page)
         bad = _not_yet_quarantined(engine, source, bad, result)
+        timings.normalize += clock() - started
         times = [m.created_at for m in mentions]
         times += [t for t in (page.newest, page.oldest) if t is not None]
         newest = max(times, default=None)
@@ -196,7 +221,10 @@ def _run_stream(
             saved = _promoted(state, running_max)
         else:
             saved = CursorState(state.since, state.started, running_max, page.next)
+        started = clock()
         written = store.write_page(engine, mentions, bad, cursor=(source, stream, saved.dump()))
+        timings.store += clock() - started
+        timings.pages += 1
         result.new += written.inserted
         result.duplicates += written.duplicates
         result.quarantined += written.quarantined
@@ -206,7 +234,9 @@ def _run_stream(
         if last or count >= collector.max_pages or (should_stop and should_stop()):
             pages.close()
             return
+        started = clock()
         page = next(pages, None)
+        timings.fetch += clock() - started
 
 
 def run_collector(
@@ -216,6 +246,7 @@ def run_collector(
     now: datetime | None = None,
     on_page: PageHook | None = None,
     should_stop: Callable[[], bool] | None = None,
+    timings: Timings | None = None,
 ) -> SourceResult:
     """One pass of ``collector`` over all its streams; its errors are caught and reported.
 
@@ -230,6 +261,8 @@ def run_collector(
         on_page: Called after each page is committed (progress; tests crash here).
         should_stop: Polled after each page; ``True`` ends the pass cleanly, the
             saved state resuming where it stopped.
+        timings: Where to add the seconds spent fetching, normalising and
+            storing (see :class:`Timings`); a benchmark reads them.
 
     Returns:
         The counts; ``errors`` lists each failed stream with its reason.
@@ -244,7 +277,16 @@ def run_collector(
             if should_stop and should_stop():
                 break
             try:
-                _run_stream(engine, collector, stream, result, now, on_page, should_stop)
+                _run_stream(
+                    engine,
+                    collector,
+                    stream,
+                    result,
+                    now,
+                    on_page,
+                    should_stop,
+                    timings if timings is not None else Timings(),
+                )
             except AuthError as exc:
                 result.errors.append(f"{stream}: {exc}")
                 break

@@ -71,7 +71,8 @@ def normalize_x(raw: Any) -> Mention:
         external_id=external_id,
         created_at=parse_timestamp(tweet.get("created_at")),
         text=check_text(text, "text"),
-        author_handle=username,
+        # Stored as X shows it (@name), like imported files and the customer list.
+        author_handle=f"@{username}" if username else None,
         author_name=author.get("name") if isinstance(author.get("name"), str) else None,
         url=f"https://x.com/{username or 'i/web'}/status/{external_id}",
         in_reply_to=reply_to,

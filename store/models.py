@@ -187,7 +187,8 @@ class CursorRow(Base):
     __tablename__ = "collection_cursors"
 
     source: Mapped[str] = mapped_column(String(40), primary_key=True)
-    stream: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    # The stream name holds the whole query, which can be long: Text, not a bounded VARCHAR.
+    stream: Mapped[str] = mapped_column(Text, primary_key=True, default="")
     value: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -14,10 +14,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select
 
 from listenwell import store
-from listenwell.cli.demo import build_demo
+from listenwell.cli import CliError
+from listenwell.cli.demo import build_demo, demo_queries
 from listenwell.demo import data_path
+from listenwell.demo.fakes.server import Reply, fault
+from listenwell.demo.fakes.x import FakeX
+from listenwell.store import runs
+from listenwell.store.models import metadata
 
 
 def test_bundled_data_ships_with_licence_and_provenance():
@@ -27,21 +33,62 @@ def test_bundled_data_ships_with_licence_and_provenance():
     assert "IBM/twitter-customer-care-document-prediction" in source
 
 
-def test_build_demo_imports_everything_and_is_idempotent(tmp_path):
-    config_path, counts = build_demo(tmp_path / "demo")
+def bundled() -> list[dict]:
     lines = data_path("mentions.jsonl").read_text(encoding="utf-8").splitlines()
-    assert counts["mentions_new"] == len(lines) > 1000
+    return [json.loads(line) for line in lines]
+
+
+def stored_rows(database_url: str) -> list[dict]:
+    eng = store.connect(database_url)
+    try:
+        table = metadata.tables["mentions"]
+        with eng.connect() as conn:
+            return [dict(r) for r in conn.execute(select(table)).mappings()]
+    finally:
+        eng.dispose()
+
+
+def test_build_demo_collects_every_bundled_mention_once_and_is_idempotent(tmp_path):
+    records = bundled()
+    fake = FakeX()
+    config_path, counts = build_demo(tmp_path / "demo", fake_x=fake)
+    assert counts["mentions_new"] == len(records) > 1000
     assert counts["quarantined"] == 0 and counts["customers_new"] >= 250
+    # They came through the real X collector's searches, from the fake, which is stopped.
+    searches = fake.server.requests_to(r"/2/tweets/search/recent")
+    assert len(searches) == counts["x_pages"] >= counts["x_queries"] > 1
+    assert {r.query["query"] for r in searches} == set(demo_queries(fake, json_brand()))
+    with pytest.raises(AssertionError):
+        fake.server.base_url  # noqa: B018 - the server is gone
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     assert config["brand"]["name"] and config["brand"]["keywords"]
+    assert "sources" not in config  # nothing points at the stopped fake's port
+
+    rows = stored_rows(config["database_url"])
+    by_id = {r["external_id"]: r for r in rows}
+    assert len(rows) == len(by_id) == len(records)
+    for rec in records:
+        row = by_id[rec["external_id"]]
+        assert row["source"] == "x" and row["text"] == rec["text"]
+        assert row["in_reply_to"] == rec["in_reply_to"]
+        assert row["author_handle"] == rec["author_handle"]
+        created = row["created_at"].replace(tzinfo=None).isoformat() + "Z"
+        assert created == rec["created_at"]
+        assert json.loads(row["raw"])["tweet"]["id"] == rec["external_id"]  # X's wire format
+    assert sum(len(r["text"]) > 280 for r in records) > 10  # long posts came via note_tweet
+
     again_path, again = build_demo(tmp_path / "demo")
     assert again_path == config_path
-    assert again["mentions_new"] == 0 and again["mentions_already_there"] == len(lines)
+    assert again["mentions_new"] == 0 and again["quarantined"] == 0
+    assert len(stored_rows(config["database_url"])) == len(records)
+
     eng = store.connect(config["database_url"])
     try:
+        assert runs.last_runs(eng)["x"].new == 0  # the second pass ran, and found nothing new
         overview = store.overview_counts(eng)
         assert (
-            overview["mentions"] == len(lines) and overview["customers"] == counts["customers_new"]
+            overview["mentions"] == len(records)
+            and overview["customers"] == counts["customers_new"]
         )
         # Some demo customers really posted: their X handles match mention authors.
         authors = set(store.mentions_frame(eng, limit=100_000)["author_handle"].str.lower())
@@ -55,6 +102,49 @@ def test_build_demo_imports_everything_and_is_idempotent(tmp_path):
         assert len(linked & authors) >= 50
     finally:
         eng.dispose()
+
+
+def json_brand() -> dict:
+    return json.loads(data_path("brand.json").read_text(encoding="utf-8"))
+
+
+def test_demo_queries_are_x_syntax_within_its_length_limit():
+    fake = FakeX()
+    fake.add_mentions(bundled())
+    queries = demo_queries(fake, json_brand())
+    assert queries[0].startswith('"@RockstarSupport" OR ')  # the brand's own search first
+    assert all(len(q) <= 512 for q in queries)
+    assert any("from:XboxSupport" in q for q in queries)
+    found = {t["id"] for q in queries for t in fake.matching(q)}
+    assert found == {r["external_id"] for r in bundled()}
+
+
+def test_build_demo_fails_in_one_line_when_collecting_fails(tmp_path):
+    fake = FakeX()
+    fake.server.fail_next(r"/2/tweets/search/recent", *[fault("500") for _ in range(3)])
+    with pytest.raises(CliError) as info:
+        build_demo(tmp_path / "demo", fake_x=fake)
+    message = str(info.value)
+    assert "fake X server failed (1 of " in message and "HTTP 500" in message
+    assert "\n" not in message
+
+
+def test_demo_command_reports_a_collection_failure_without_traceback(tmp_path, monkeypatch, capsys):
+    from listenwell.cli import demo as demo_module
+    from listenwell.cli import main
+
+    class BrokenX(FakeX):
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            self.server.fail_next(r"/2/tweets", Reply(401, {"title": "Unauthorized"}))
+
+    monkeypatch.setattr(demo_module, "FakeX", BrokenX)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--build-only", "--dir", str(tmp_path / "d")])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: collecting the demo mentions") and "(401)" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
 def test_demo_data_is_pseudonymised(shared_data):

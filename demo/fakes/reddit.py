@@ -36,6 +36,9 @@ class FakeReddit:
     epoch: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
     server: FakeServer = field(init=False)
     _n: int = 0
+    _cache: dict[tuple[Any, ...], tuple[list[Any], dict[str, int]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.server = FakeServer(
@@ -57,6 +60,7 @@ class FakeReddit:
         """Empty the data, faults and log."""
         self.posts.clear()
         self.comments.clear()
+        self._cache.clear()
         self.server.reset()
         self._n = 0
 
@@ -67,7 +71,8 @@ class FakeReddit:
     def add_posts(self, n: int, *, text: str = "Acme", seed: int = 1) -> list[str]:
         """Add ``n`` posts newer than all before; returns their fullnames, newest first."""
         rng = random.Random(seed + self._n)
-        names = []
+        names: list[str] = []
+        new: list[tuple[str, dict[str, Any]]] = []
         for _ in range(n):
             created = self._next_time()
             short = f"p{self._n:05d}"
@@ -85,14 +90,16 @@ class FakeReddit:
                 "num_comments": 0,
                 "over_18": False,
             }
-            self.posts.insert(0, (data["name"], {"kind": "t3", "data": data}))
-            names.append(data["name"])
+            new.append((f"t3_{short}", {"kind": "t3", "data": data}))
+            names.append(f"t3_{short}")
+        self.posts[:0] = new[::-1]
         return names[::-1]
 
     def add_comments(self, n: int, *, text: str = "Acme", seed: int = 2) -> list[str]:
         """Add ``n`` comments containing ``text``; returns their fullnames, newest first."""
         rng = random.Random(seed + self._n)
-        names = []
+        names: list[str] = []
+        new: list[tuple[str, dict[str, Any]]] = []
         for _ in range(n):
             created = self._next_time()
             short = f"c{self._n:05d}"
@@ -108,8 +115,9 @@ class FakeReddit:
                 "permalink": f"/r/acme/comments/p00001/post/{short}/",
                 "score": 1,
             }
-            self.comments.insert(0, (data["name"], {"kind": "t1", "data": data}))
-            names.append(data["name"])
+            new.append((f"t1_{short}", {"kind": "t1", "data": data}))
+            names.append(f"t1_{short}")
+        self.comments[:0] = new[::-1]
         return names[::-1]
 
     def add_malformed_post(self) -> str:
@@ -147,8 +155,8 @@ class FakeReddit:
         start = 0
         after = req.query.get("after")
         if after:
-            keys = [k for k, _ in items]
-            start = keys.index(after) + 1 if after in keys else len(items)
+            index = self._index(items)
+            start = index[after] + 1 if after in index else len(items)
         chunk = items[start : start + limit]
         more = start + limit < len(items)
         return Reply(
@@ -165,10 +173,28 @@ class FakeReddit:
             },
         )
 
+    def _key(self, name: str, items: list[tuple[str, dict[str, Any]]]) -> tuple[Any, ...]:
+        # Tests change the lists directly: a change of length or ends is a new key.
+        ends = (id(items[0]), id(items[-1])) if items else ()
+        return (name, len(items), ends)
+
+    def _index(self, items: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+        """Fullname -> position, cached while the list is unchanged."""
+        key = (*self._key("index", items), id(items))
+        if key not in self._cache:
+            self._cache[key] = (items, {k: i for i, (k, _) in enumerate(items)})
+        cached_items, index = self._cache[key]
+        return index if cached_items is items else {k: i for i, (k, _) in enumerate(items)}
+
     def _search(self, req: Request, _m: re.Match[str]) -> Reply:
         q = req.query.get("q", "").lower()
-        items = [(k, c) for k, c in self.posts if q in str(c).lower()]
-        return self._listing(req, items)
+        key = self._key("search:" + q, self.posts)
+        if key not in self._cache:
+            found = [(k, c) for k, c in self.posts if q in str(c).lower()]
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = (found, {})
+        return self._listing(req, self._cache[key][0])
 
     def _comments(self, req: Request, _m: re.Match[str]) -> Reply:
         return self._listing(req, self.comments)

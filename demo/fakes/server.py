@@ -5,7 +5,8 @@ table of ``(method, path regex, handler)``. Faults are queued with
 :meth:`FakeServer.fail_next`: the next request whose path matches gets the
 fault instead of the route's answer (429 with ``Retry-After``, 500, a slow
 answer, malformed JSON, a truncated body, a dropped connection). Every request
-is logged for assertions.
+is logged for assertions. ``latency`` paces every answer like a distant API
+(benchmarks).
 """
 
 from __future__ import annotations
@@ -91,9 +92,24 @@ def fault(kind: str, **kw: Any) -> Reply:
 class FakeServer:
     """A threaded HTTP server on an ephemeral port of 127.0.0.1."""
 
-    def __init__(self, routes: list[Route], default_headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        default_headers: dict[str, str] | None = None,
+        *,
+        latency: float = 0.0,
+    ) -> None:
+        """Declare the routes; nothing listens until :meth:`start`.
+
+        Args:
+            routes: ``(method, path regex, handler)``; the first full match answers.
+            default_headers: Headers of every answer.
+            latency: Seconds every answer waits before it is sent, as a real API's
+                round trip would (on top of a fault's own delay); settable later.
+        """
         self.routes = [(m, re.compile(p), h) for m, p, h in routes]
         self.default_headers = default_headers or {}
+        self.latency = latency
         self.log: list[Request] = []
         self._faults: list[tuple[re.Pattern[str], Reply]] = []
         self._lock = threading.Lock()
@@ -187,8 +203,8 @@ class FakeServer:
         return Reply(404, {"error": "not found", "path": req.path})
 
     def _send(self, h: BaseHTTPRequestHandler, reply: Reply) -> None:
-        if reply.delay:
-            time.sleep(reply.delay)
+        if reply.delay or self.latency:
+            time.sleep(reply.delay + self.latency)
         data = reply.payload()
         headers = {"Content-Type": "application/json; charset=utf-8", **self.default_headers}
         headers.update(reply.headers)
@@ -197,7 +213,9 @@ class FakeServer:
             for key, value in headers.items():
                 h.send_header(key, value)
             h.send_header("Content-Length", str(len(data)))
-            if reply.truncate:
+            # Say so when closing (the request asked, e.g. prawcore's token call, or a
+            # truncated body): a client that is not told may reuse the dead socket.
+            if reply.truncate or h.close_connection:
                 h.send_header("Connection", "close")
             h.end_headers()
             h.wfile.write(data[: len(data) // 2] if reply.truncate else data)

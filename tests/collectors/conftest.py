@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakes.appstore import FakeAppStore
-from fakes.harness import Case, Sleeps, make_appstore, make_reddit, make_x
-from fakes.reddit import FakeReddit
-from fakes.x import FakeX
 from sqlalchemy import Engine
 
 from listenwell import store
 from listenwell.collectors.base import RetryPolicy
+from listenwell.demo.fakes.appstore import FakeAppStore
+from listenwell.demo.fakes.harness import Case, Sleeps, make_appstore, make_reddit, make_x
+from listenwell.demo.fakes.reddit import FakeReddit
+from listenwell.demo.fakes.x import FakeX
 from listenwell.store import runs  # noqa: F401 - registers collector_runs in the metadata
 
 

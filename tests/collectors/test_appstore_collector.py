@@ -6,13 +6,13 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pytest
-from fakes.appstore import FakeAppStore
-from fakes.harness import make_appstore, stored
 from sqlalchemy import Engine
 
 from listenwell.collectors.appstore import normalize_appstore
 from listenwell.collectors.base import RetryPolicy
 from listenwell.collectors.runner import run_collector
+from listenwell.demo.fakes.appstore import FakeAppStore
+from listenwell.demo.fakes.harness import make_appstore, stored
 from listenwell.store import RecordError
 
 ENTRY = {

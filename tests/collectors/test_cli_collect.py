@@ -9,13 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakes.reddit import FakeReddit
-from fakes.x import FakeX
 
 from listenwell import store
 from listenwell.cli import app, main
 from listenwell.cli import collect as collect_cli
 from listenwell.collectors.schedule import parse_interval, run_every
+from listenwell.demo.fakes.reddit import FakeReddit
+from listenwell.demo.fakes.x import FakeX
 
 
 @pytest.fixture(autouse=True)

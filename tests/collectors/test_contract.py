@@ -7,12 +7,12 @@ each on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import pytest
-from fakes.harness import Case, stored
 from sqlalchemy import Engine
 
 from listenwell import store
 from listenwell.collectors.base import Page
 from listenwell.collectors.runner import CursorState, run_collector
+from listenwell.demo.fakes.harness import Case, stored
 from listenwell.store import runs
 
 REQUIRED = ("source", "external_id", "created_at", "text")

@@ -17,15 +17,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from fakes.harness import Sleeps, make_reddit, make_x, stored
-from fakes.reddit import FakeReddit
-from fakes.server import fault
-from fakes.x import FakeX
 from sqlalchemy import Engine
 
 from listenwell import store
 from listenwell.collectors.base import RetryPolicy
 from listenwell.collectors.runner import CursorState, run_collector
+from listenwell.demo.fakes.harness import Sleeps, make_reddit, make_x, stored
+from listenwell.demo.fakes.reddit import FakeReddit
+from listenwell.demo.fakes.server import fault
+from listenwell.demo.fakes.x import FakeX
 
 
 @pytest.fixture

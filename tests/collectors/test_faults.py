@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from fakes.harness import SLOW, Case, Sleeps, make_reddit, make_x, stored
-from fakes.reddit import FakeReddit
-from fakes.server import Reply, fault
-from fakes.x import FakeX
 from sqlalchemy import Engine
 
 from listenwell import store
 from listenwell.collectors.base import RetryPolicy
 from listenwell.collectors.runner import CursorState, collect, run_collector
+from listenwell.demo.fakes.harness import SLOW, Case, Sleeps, make_reddit, make_x, stored
+from listenwell.demo.fakes.reddit import FakeReddit
+from listenwell.demo.fakes.server import Reply, fault
+from listenwell.demo.fakes.x import FakeX
 from listenwell.store import runs
 
 FAULTS = ["429", "500", "slow", "malformed", "truncated", "html"]

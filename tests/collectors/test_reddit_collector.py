@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from fakes.harness import make_reddit, stored
-from fakes.reddit import FakeReddit
 from sqlalchemy import Engine
 
 from listenwell.collectors.base import RetryPolicy
 from listenwell.collectors.reddit import normalize_reddit
 from listenwell.collectors.runner import run_collector
+from listenwell.demo.fakes.harness import make_reddit, stored
+from listenwell.demo.fakes.reddit import FakeReddit
 from listenwell.store import RecordError
 
 POST = {
@@ -66,7 +66,7 @@ def test_normalize(raw: Any, expect: AbstractContextManager[Any]) -> None:
 
 def test_normalize_fields() -> None:
     post = normalize_reddit(POST)
-    assert (post.external_id, post.author_handle) == ("t3_abc", "jdoe")
+    assert (post.external_id, post.author_handle) == ("t3_abc", "u/jdoe")
     assert post.text == "Acme broke\n\nagain"
     assert post.url == "https://www.reddit.com/r/acme/comments/abc/x/"
     assert post.created_at.timestamp() == 1_700_000_000

@@ -6,8 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fakes.harness import Sleeps, make_x
-from fakes.x import FakeX
 from sqlalchemy import Engine
 
 from listenwell import store
@@ -27,6 +25,8 @@ from listenwell.collectors.registry import (
 )
 from listenwell.collectors.runner import CursorState, run_collector
 from listenwell.config import Settings
+from listenwell.demo.fakes.harness import Sleeps, make_x
+from listenwell.demo.fakes.x import FakeX
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 import requests
-from fakes.harness import SLOW, TIMEOUT, make_x, stored
-from fakes.server import fault
-from fakes.x import FakeX
 from sqlalchemy import Engine
 
 from listenwell.collectors.base import RetryPolicy
 from listenwell.collectors.http import TimeoutAdapter
 from listenwell.collectors.runner import run_collector
 from listenwell.collectors.x import normalize_x
+from listenwell.demo.fakes.harness import SLOW, TIMEOUT, make_x, stored
+from listenwell.demo.fakes.server import fault
+from listenwell.demo.fakes.x import FakeX
 from listenwell.store import RecordError
 
 TWEET = {
@@ -53,7 +53,7 @@ def test_normalize_fields() -> None:
     m = normalize_x({"tweet": {**TWEET, "id": 1800000000000000001}, "author": AUTHOR})
     assert m.external_id == "1800000000000000001"  # stored as a string even when an int
     assert m.text == "Acme short and then the whole long post"  # note_tweet, not the cut text
-    assert (m.author_handle, m.author_name) == ("jdoe", "Jane Doe")
+    assert (m.author_handle, m.author_name) == ("@jdoe", "Jane Doe")
     assert m.in_reply_to == "1799"
     assert m.url == "https://x.com/jdoe/status/1800000000000000001"
 
@@ -73,7 +73,7 @@ def test_search_request_long_posts_and_authors(
     rows = stored(sqlite_engine)
     longs = [r for r in rows if len(r["text"]) > 280]
     assert len(longs) == 2 and not any(r["text"].endswith("…") for r in longs)
-    assert all(r["author_handle"] and r["author_handle"].startswith("fan_") for r in rows)
+    assert all(r["author_handle"] and r["author_handle"].startswith("@fan_") for r in rows)
     assert result.quota == {"limit": "450", "remaining": "449", "reset": result.quota["reset"]}
 
 

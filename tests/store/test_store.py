@@ -310,3 +310,11 @@ def test_top_authors(engine):
         {"author_handle": "@user0", "mentions": 4},
         {"author_handle": "@user1", "mentions": 3},
     ]
+
+
+def test_long_cursor_stream_names_are_stored(engine):
+    """A stream is named after its query, which can run to hundreds of characters."""
+    stream = "search:" + " OR ".join(f'"keyword number {i}"' for i in range(40))
+    assert len(stream) > 500
+    store.write_page(engine, [mention(1)], cursor=("x", stream, "v1"))
+    assert store.load_cursor(engine, "x", stream) == "v1"

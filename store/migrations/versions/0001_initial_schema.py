@@ -41,7 +41,7 @@ def upgrade() -> None:
     op.create_table(
         "collection_cursors",
         sa.Column("source", sa.String(length=40), nullable=False),
-        sa.Column("stream", sa.String(length=200), nullable=False),
+        sa.Column("stream", sa.Text(), nullable=False),
         sa.Column("value", sa.Text(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("source", "stream", name=op.f("pk_collection_cursors")),
