@@ -10,8 +10,14 @@ without running the PostgreSQL half.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -130,3 +136,41 @@ def shared_data():
         return path
 
     return find
+
+
+@contextmanager
+def _running_demo(folder: Path) -> Iterator[str]:
+    """Run `listenwell demo --dir FOLDER` on a free port; yield its base URL once it is healthy."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("listenwell")
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "demo.log"
+    cmd = [str(exe), "demo", "--dir", str(folder / "demo"), "--port", str(port)]
+    with log.open("w") as out, subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT) as proc:
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the demo dashboard did not start: " + log.read_text()[-2000:])
+                try:
+                    health = f"http://127.0.0.1:{port}/_stcore/health"
+                    with urllib.request.urlopen(health, timeout=2) as r:
+                        if r.read().decode() == "ok":
+                            break
+                except OSError:
+                    time.sleep(0.5)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def running_demo() -> Callable[[Path], AbstractContextManager[str]]:
+    """``with running_demo(folder) as url:`` the demo dashboard, served by the real command."""
+    return _running_demo

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
@@ -175,41 +170,10 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_demo_command_serves_the_dashboard(tmp_path):
-    port = free_port()
-    exe = Path(sys.executable).with_name("listenwell")
-    env = {**os.environ, "HOME": str(tmp_path)}
-    log = tmp_path / "demo.log"
-    with (
-        log.open("w") as out,
-        subprocess.Popen(
-            [str(exe), "demo", "--dir", str(tmp_path / "d"), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        ) as proc,
-    ):
-        try:
-            deadline = time.monotonic() + 90
-            body = ""
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    url = f"http://127.0.0.1:{port}/_stcore/health"
-                    with urllib.request.urlopen(url, timeout=2) as r:
-                        body = r.read().decode()
-                        break
-                except OSError:
-                    time.sleep(0.5)
-            assert body == "ok", log.read_text()
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
-                assert r.status == 200 and "<html" in r.read().decode().lower()
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    assert (tmp_path / "d" / "listenwell-demo.yaml").is_file()
+def test_demo_command_serves_the_dashboard(tmp_path, running_demo):
+    with running_demo(tmp_path) as url, urllib.request.urlopen(url + "/", timeout=5) as r:
+        assert r.status == 200 and "<html" in r.read().decode().lower()
+    assert (tmp_path / "demo" / "listenwell-demo.yaml").is_file()
 
 
 def test_build_only_prints_the_config_path(tmp_path, capsys):

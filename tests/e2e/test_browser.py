@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -40,40 +34,10 @@ def _need(what: str | None, reason: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dashboard(tmp_path_factory: pytest.TempPathFactory, running_demo) -> Iterator[str]:
     """The demo dashboard served by `listenwell demo` on a free port."""
-    tmp = tmp_path_factory.mktemp("e2e")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = Path(sys.executable).with_name("listenwell")
-    log = tmp / "demo.log"
-    with (
-        log.open("w") as out,
-        subprocess.Popen(
-            [str(exe), "demo", "--dir", str(tmp / "demo"), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        ) as proc,
-    ):
-        try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    url = f"http://127.0.0.1:{port}/_stcore/health"
-                    with urllib.request.urlopen(url, timeout=2):
-                        break
-                except OSError:
-                    time.sleep(0.5)
-            else:
-                pytest.fail("the demo dashboard did not start: " + log.read_text()[-2000:])
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with running_demo(tmp_path_factory.mktemp("e2e")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
