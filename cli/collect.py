@@ -214,7 +214,8 @@ def status(
                 quota = ", ".join(f"{k}={v}" for k, v in sorted(run["quota"].items()))
                 typer.echo(f"  quota: {quota}")
         for stream, value in info["cursors"].items():
-            typer.echo(f"  cursor {stream}: {_cursor_text(value)}")
+            shown = stream if len(stream) <= 90 else stream[:87] + "..."  # --json has it whole
+            typer.echo(f"  cursor {shown}: {_cursor_text(value)}")
 
 
 def register(app: typer.Typer) -> None:
