@@ -100,9 +100,9 @@ def state_of(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from . import collect, db, demo, io
+    from . import collect, db, demo, io, nlp
 
-    for module in (db, io, collect, demo):
+    for module in (db, io, collect, nlp, demo):
         module.register(app)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 import yaml
@@ -199,6 +199,45 @@ class SourcesSettings(_Section):
     )
 
 
+class NlpSettings(_Section):
+    """NLP enrichment (`listenwell enrich`): models, batches, threads."""
+
+    batch_size: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="Mentions per enrichment batch; each batch's embeddings and results are "
+        "written in one transaction, so an interrupted run loses at most one batch.",
+    )
+    threads: int = Field(
+        default=2,
+        ge=1,
+        description="CPU threads torch uses for the embedding and sentiment models.",
+    )
+    low_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A fine-tuned sentiment whose calibrated probability is below this keeps its "
+        "label but is flagged data.low_confidence = true.",
+    )
+    sentiment_model: Literal["finetuned", "vader", "off"] = Field(
+        default="finetuned",
+        description="Sentiment stage: finetuned (the shipped MiniLM model), vader (lexicon "
+        "baseline) or off.",
+    )
+    sentiment_model_dir: str | None = Field(
+        default=None,
+        description="Folder of the fine-tuned sentiment artefact (meta.json + "
+        "model.safetensors); empty means the one shipped in nlp/models/sentiment.",
+    )
+    embeddings: bool = Field(
+        default=True,
+        description="Compute and store one MiniLM embedding per mention (reused by themes, "
+        "intent and linking).",
+    )
+
+
 def default_data_dir() -> Path:
     """The per-user data directory, e.g. ``~/.local/share/listenwell`` on Linux."""
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
@@ -233,6 +272,10 @@ class Settings(BaseSettings):
     brand: BrandSettings = Field(default_factory=BrandSettings, description="The brand.")
     sources: SourcesSettings = Field(
         default_factory=SourcesSettings, description="Mention sources and their credentials."
+    )
+    nlp: NlpSettings = Field(
+        default_factory=NlpSettings,
+        description="NLP enrichment (listenwell enrich): models, batches, threads.",
     )
     query_timeout_s: float = Field(
         default=15.0,

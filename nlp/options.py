@@ -1,0 +1,51 @@
+"""The NLP settings, read from ``Settings.nlp`` where it exists, with documented defaults.
+
+Until the ``nlp`` section is declared in ``config/settings.py`` these defaults
+apply; once it is, the values set there (YAML or ``LISTENWELL_NLP__*``) win.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["NlpOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class NlpOptions:
+    """What the enrichment pipeline reads from the settings.
+
+    Attributes:
+        batch_size: Mentions per enrichment batch; each batch's results and
+            embeddings are written in one transaction.
+        threads: Torch CPU threads for the models.
+        low_confidence: A sentiment whose calibrated probability is below this
+            is flagged ``low_confidence`` (its label is kept).
+        sentiment_model: ``finetuned``, ``vader`` or ``off``.
+        sentiment_model_dir: The fine-tuned artefact's folder; ``None`` means
+            the one shipped in ``nlp/models/sentiment``.
+        embeddings: Compute and store an embedding for every mention.
+    """
+
+    batch_size: int = 256
+    threads: int = 2
+    low_confidence: float = 0.5
+    sentiment_model: str = "finetuned"
+    sentiment_model_dir: Path | None = None
+    embeddings: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> NlpOptions:
+        """Read ``settings.nlp`` field by field; anything absent keeps its default."""
+        section = getattr(settings, "nlp", None)
+        if section is None:
+            return cls()
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if hasattr(section, f.name):
+                values[f.name] = getattr(section, f.name)
+        if values.get("sentiment_model_dir") is not None:
+            values["sentiment_model_dir"] = Path(values["sentiment_model_dir"])
+        return cls(**values)

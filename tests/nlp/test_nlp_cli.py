@@ -1,0 +1,74 @@
+"""`listenwell enrich` end to end: the real artefact, resumable, --redo, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from listenwell import store
+from listenwell.cli import app, main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cli_registered():
+    """`listenwell enrich` is added to the root app here until cli/__init__.py registers it."""
+    from listenwell.cli import nlp as cli_nlp
+
+    if "enrich" not in {c.name for c in app.registered_commands}:
+        cli_nlp.register(app)
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cfg(config_file, engine, seed, texts, sentiment_model) -> str:
+    seed(engine, texts)
+    return str(config_file)
+
+
+def test_enrich_then_nothing_left_then_redo(cfg, capsys, engine, texts, sentiment_model):
+    code, out, err = run(capsys, "--config", cfg, "enrich", "--json", "--batch-size", "5")
+    assert code == 0, err
+    first = json.loads(out)
+    n = len(texts)
+    assert first == {"mentions": n, "embedded": n, "batches": 3, "results": {"sentiment": n}}
+    results = store.read_enrichments(engine, "sentiment")
+    assert len(results) == n
+    assert {r.model_name for r in results.values()} == {sentiment_model.name}
+    assert all("low_confidence" in r.data for r in results.values())
+    assert store.count_embeddings(engine) == n
+
+    code, out, _ = run(capsys, "--config", cfg, "enrich")
+    assert code == 0 and out.strip() == "enriched 0 mentions: 0 embedded"
+
+    code, out, err = run(capsys, "--config", cfg, "enrich", "--redo", "sentiment", "--json")
+    assert code == 0, err
+    assert json.loads(out)["results"] == {"sentiment": n}
+    assert json.loads(out)["embedded"] == 0
+
+    rows = {r["text"]: r for r in store.iter_export_rows(engine)}
+    assert rows[texts[0]]["sentiment"] == "positive"
+    assert 0.0 < rows[texts[0]]["sentiment_score"] <= 1.0
+
+
+def test_enrich_redo_unknown_stage_is_a_one_line_error(cfg, capsys):
+    code, out, err = run(capsys, "--config", cfg, "enrich", "--redo", "themes")
+    assert code == 1 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "no running stage is called 'themes'" in err
+
+
+def test_enrich_refuses_an_unmigrated_database(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"database_url: sqlite:///{tmp_path / 'new.db'}\n", encoding="utf-8")
+    code, _, err = run(capsys, "--config", str(path), "enrich")
+    assert code == 1 and "listenwell db upgrade" in err
