@@ -22,10 +22,8 @@ Usage::
 
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -34,6 +32,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
+
+from listenwell.nlp.sentiment import _expand_state_dict, preprocess  # noqa: F401
 
 LABELS = ["negative", "neutral", "positive"]
 PREPROCESS_VERSION = "tweeteval-style-v1"
@@ -46,44 +46,8 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "nlp" / "models" / "se
 
 # --------------------------------------------------------------------------- preprocessing
 
-_U_ESCAPES = re.compile(r"(?:\\u[0-9a-fA-F]{4})+")
-_URL = re.compile(r"https?://\S+|\bwww\.\S+", re.IGNORECASE)
-_HANDLE = re.compile(r"(?<![\w@])@\w+")
-_WS = re.compile(r"\s+")
-
-
-def _decode_u_escapes(match: re.Match) -> str:
-    raw = match.group(0)
-    units = [int(raw[i + 2 : i + 6], 16) for i in range(0, len(raw), 6)]
-    # Rebuild UTF-16 code units so that surrogate pairs (emoji) decode correctly.
-    data = b"".join(u.to_bytes(2, "little") for u in units)
-    return data.decode("utf-16-le", errors="replace")
-
-
-def preprocess(text: str) -> str:
-    """TweetEval-style normalisation shared by training and inference (version ``tweeteval-style-v1``).
-
-    1. literal ``\\uXXXX`` escapes are decoded (surrogate pairs included);
-    2. HTML entities are decoded (twice at most, for ``&amp;amp;``);
-    3. URLs (``http(s)://...``, ``www....``) become ``http``;
-    4. ``@handles`` become ``@user``;
-    5. whitespace is collapsed and stripped.
-    """
-    if text is None:
-        return ""
-    s = str(text)
-    if "\\u" in s:
-        s = _U_ESCAPES.sub(_decode_u_escapes, s)
-    for _ in range(2):
-        if "&" not in s:
-            break
-        s = html.unescape(s)
-    s = _URL.sub(" http ", s)
-    s = _HANDLE.sub("@user", s)
-    return _WS.sub(" ", s).strip()
-
-
-# --------------------------------------------------------------------------- base model
+# Training and inference share one preprocessing function: the product's.
+# (It is re-exported here for train_sentiment.py and vader_baseline.py.)
 
 
 def base_model_dir() -> str:
@@ -130,22 +94,8 @@ def compact_state_dict(state_dict) -> dict:
 
 
 def expand_state_dict(compact: dict) -> dict:
-    """Inverse of :func:`compact_state_dict` (dequantise to fp32)."""
-    import torch
-
-    out = {}
-    for name, t in compact.items():
-        if name.endswith(SCALE_SUFFIX):
-            continue
-        if name.endswith(QUANT_SUFFIX):
-            base = name[: -len(QUANT_SUFFIX)]
-            scale = compact[base + SCALE_SUFFIX].float()
-            out[base] = t.float() * scale
-        elif torch.is_floating_point(t):
-            out[name] = t.float()
-        else:
-            out[name] = t
-    return out
+    """Inverse of :func:`compact_state_dict` (dequantise to fp32); the product's own loader."""
+    return _expand_state_dict(compact)
 
 
 def save_compact(model, out_dir: str | os.PathLike, meta: dict) -> Path:
