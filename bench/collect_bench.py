@@ -36,7 +36,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from _db import fresh_db  # bench/_db.py: throw-away databases
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from listenwell import store
 from listenwell.collectors.appstore import AppStoreCollector
@@ -186,23 +185,6 @@ SETUP: dict[str, Callable[[int, float], tuple[Any, Collector]]] = {
     "x": setup_x,
     "appstore": setup_appstore,
 }
-
-
-def fresh_db(kind: str, workdir: Path, pg_admin: str) -> tuple[str, Callable[[], None]]:
-    """An empty database of ``kind``; returns its URL and a cleanup callable."""
-    if kind == "sqlite":
-        return f"sqlite:///{workdir / f'collect-{uuid.uuid4().hex[:8]}.db'}", lambda: None
-    name = f"listenwell_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(pg_admin).set(database=name).render_as_string(hide_password=False), drop
 
 
 def measure(

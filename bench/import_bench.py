@@ -22,12 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from _db import fresh_db  # bench/_db.py: throw-away databases
 
 WORDS = (
     "love hate great awful support refund order delivery battery screen update app crash "
@@ -79,23 +77,6 @@ def run_import(config: Path, data: Path) -> tuple[float, float, dict[str, int]]:
     return seconds, usage.ru_maxrss / 1024, json.loads(out)
 
 
-def setup_db(kind: str, workdir: Path, pg_admin: str) -> tuple[str, object]:
-    """Create an empty database; returns its URL and a cleanup callable."""
-    if kind == "sqlite":
-        return f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:6]}.db'}", lambda: None
-    name = f"listenwell_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(pg_admin).set(database=name).render_as_string(hide_password=False), drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -137,7 +118,7 @@ def main() -> None:
             data = work / f"mentions-{rows}.jsonl"
             generate(data, rows)
             for kind in kinds:
-                url, cleanup = setup_db(kind, work, args.pg)
+                url, cleanup = fresh_db(kind, work, args.pg)
                 config = work / "bench.yaml"
                 config.write_text(f"database_url: '{url}'\n", encoding="utf-8")
                 subprocess.run(
