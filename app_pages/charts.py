@@ -6,7 +6,14 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-__all__ = ["ranking_bar", "source_bar", "volume_chart"]
+__all__ = [
+    "SENTIMENT_COLORS",
+    "net_sentiment",
+    "ranking_bar",
+    "sentiment_chart",
+    "source_bar",
+    "volume_chart",
+]
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend_title_text": ""}
 
@@ -58,4 +65,61 @@ def ranking_bar(df: pd.DataFrame, label: str, value: str, *, title: str) -> go.F
         labels={value: value.capitalize(), label: ""},
     )
     fig.update_layout(**_LAYOUT)
+    return fig
+
+
+SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
+
+
+def net_sentiment(df: pd.DataFrame) -> float | None:
+    """(positive - negative) / all, in percent; ``None`` without data. ``df`` as below."""
+    total = int(df["mentions"].sum()) if not df.empty else 0
+    if total == 0:
+        return None
+    by = df.groupby("sentiment")["mentions"].sum()
+    return 100.0 * (int(by.get("positive", 0)) - int(by.get("negative", 0))) / total
+
+
+def sentiment_chart(df: pd.DataFrame, *, title: str = "Sentiment over time") -> go.Figure:
+    """Stacked bars of mentions per bucket and sentiment, with the net sentiment as a line.
+
+    Args:
+        df: Columns ``bucket`` (datetime), ``sentiment``, ``mentions``.
+    """
+    fig = px.bar(
+        df,
+        x="bucket",
+        y="mentions",
+        color="sentiment",
+        title=title,
+        category_orders={"sentiment": list(SENTIMENT_COLORS)},
+        color_discrete_map=SENTIMENT_COLORS,
+        labels={"bucket": "", "mentions": "Mentions", "sentiment": "Sentiment"},
+    )
+    if not df.empty:
+        wide = df.pivot_table(
+            index="bucket", columns="sentiment", values="mentions", aggfunc="sum", fill_value=0
+        )
+        total = wide.sum(axis=1)
+        net = 100.0 * (wide.get("positive", 0) - wide.get("negative", 0)) / total
+        fig.add_trace(
+            go.Scatter(
+                x=net.index,
+                y=net.values,
+                name="net sentiment %",
+                yaxis="y2",
+                mode="lines",
+                line={"color": "#1f2937", "width": 2},
+            )
+        )
+        fig.update_layout(
+            yaxis2={
+                "overlaying": "y",
+                "side": "right",
+                "range": [-100, 100],
+                "title": "Net sentiment %",
+                "showgrid": False,
+            }
+        )
+    fig.update_layout(barmode="stack", hovermode="x unified", **_LAYOUT)
     return fig

@@ -72,6 +72,12 @@ def mention_volume(url: str, f: store.MentionFilter, freq: str) -> pd.DataFrame:
 
 
 @_cached
+def sentiment_volume(url: str, f: store.MentionFilter, freq: str) -> pd.DataFrame:
+    """Cached :func:`store.sentiment_volume`."""
+    return store.sentiment_volume(_engine(url), f, freq=freq, timeout_s=settings().query_timeout_s)
+
+
+@_cached
 def source_counts(url: str, f: store.MentionFilter) -> pd.DataFrame:
     """Cached :func:`store.source_counts`."""
     return store.source_counts(_engine(url), f, timeout_s=settings().query_timeout_s)

@@ -34,6 +34,20 @@ freq = st.segmented_control(
 volume = common.query(common.mention_volume, f, freq or "day")
 st.plotly_chart(charts.volume_chart(volume), width="stretch")
 
+sentiment = common.query(common.sentiment_volume, f, freq or "day")
+net = charts.net_sentiment(sentiment)
+if net is None:
+    st.caption("No sentiment yet: run `listenwell enrich` to add it.")
+else:
+    enriched = int(sentiment["mentions"].sum())
+    st.metric(
+        "Net sentiment",
+        f"{net:+.0f}%",
+        help=f"(positive - negative) / all, over the {enriched:,} enriched mentions matching "
+        "the filters.",
+    )
+    st.plotly_chart(charts.sentiment_chart(sentiment), width="stretch")
+
 left, right = st.columns([1, 2])
 with left:
     sources = common.query(common.source_counts, f)

@@ -43,6 +43,7 @@ from .queries import (
     mentions_frame,
     overview_counts,
     quarantine_frame,
+    sentiment_volume,
     source_counts,
     top_authors,
 )
@@ -133,6 +134,7 @@ __all__ = [
     "read_enrichments",
     "record_audit",
     "save_cursor",
+    "sentiment_volume",
     "source_counts",
     "start_run",
     "top_authors",

@@ -33,6 +33,7 @@ __all__ = [
     "mentions_frame",
     "overview_counts",
     "quarantine_frame",
+    "sentiment_volume",
     "source_counts",
     "top_authors",
 ]
@@ -204,6 +205,34 @@ def mention_volume(
     stmt = stmt.group_by(bucket, M.c.source).order_by(bucket)
     import pandas as pd
 
+    df = _frame(engine, stmt, timeout_s)
+    df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
+    df["mentions"] = df["mentions"].astype("int64")
+    return df
+
+
+def sentiment_volume(
+    engine: Engine,
+    f: MentionFilter = MentionFilter(),
+    *,
+    freq: str = "day",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> pd.DataFrame:
+    """Enriched mentions per time bucket and sentiment: ``bucket``, ``sentiment``, ``mentions``.
+
+    Mentions without a sentiment result yet are left out.
+    """
+    import pandas as pd
+
+    frm, sent, topic, _link, cust = _joined()
+    bucket = _bucket(engine, freq).label("bucket")
+    stmt = (
+        select(bucket, sent.c.label.label("sentiment"), func.count().label("mentions"))
+        .select_from(frm)
+        .where(sent.c.label.is_not(None), *_where(f, sent, topic, cust))
+        .group_by(bucket, sent.c.label)
+        .order_by(bucket)
+    )
     df = _frame(engine, stmt, timeout_s)
     df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
     df["mentions"] = df["mentions"].astype("int64")

@@ -87,6 +87,36 @@ def test_overview_shows_real_numbers(seeded):
     assert metrics["Quarantined records"] == "1"
 
 
+def test_overview_shows_net_sentiment_once_enriched(seeded):
+    at = run_page()
+    assert any("run `listenwell enrich`" in c.value for c in at.caption)
+    eng = store.connect(store_url(seeded))
+    try:
+        from sqlalchemy import text
+
+        with eng.begin() as conn:
+            for i, label in [(1, "positive"), (2, "positive"), (3, "negative")]:
+                conn.execute(
+                    text(
+                        "INSERT INTO enrichments (mention_id, stage, label, score, model_name,"
+                        " model_version, created_at) SELECT id, 'sentiment', :l, 0.9, 'm', '1',"
+                        " created_at FROM mentions WHERE source = 'x' AND external_id = :e"
+                    ),
+                    {"l": label, "e": str(i)},
+                )
+    finally:
+        eng.dispose()
+    st.cache_data.clear()
+    at = run_page()
+    assert {m.label: m.value for m in at.metric}["Net sentiment"] == "+33%"
+
+
+def store_url(config: Path) -> str:
+    import yaml
+
+    return yaml.safe_load(config.read_text(encoding="utf-8"))["database_url"]
+
+
 def test_sidebar_filter_changes_numbers(seeded):
     at = run_page()
     at.multiselect(key="filter_sources").select("reddit")

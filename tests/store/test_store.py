@@ -318,3 +318,26 @@ def test_long_cursor_stream_names_are_stored(engine):
     assert len(stream) > 500
     store.write_page(engine, [mention(1)], cursor=("x", stream, "v1"))
     assert store.load_cursor(engine, "x", stream) == "v1"
+
+
+def _add_sentiment(engine, labels: dict[str, str]) -> None:
+    with engine.begin() as conn:
+        ids = dict(conn.execute(select(MentionRow.external_id, MentionRow.id)).all())
+        for external_id, label in labels.items():
+            conn.execute(
+                text(
+                    "INSERT INTO enrichments (mention_id, stage, label, score, model_name,"
+                    " model_version, created_at) VALUES (:m, 'sentiment', :l, 0.9, 'm', '1', :t)"
+                ),
+                {"m": ids[external_id], "l": label, "t": T0},
+            )
+
+
+def test_sentiment_volume_counts_enriched_mentions_only(engine):
+    store.upsert_mentions(engine, [mention(i) for i in range(30)])  # hours 0-29: two days
+    _add_sentiment(engine, {"0": "positive", "1": "negative", "2": "negative", "29": "neutral"})
+    df = store.sentiment_volume(engine, freq="day")
+    got = {(b.day, s): n for b, s, n in df.itertuples(index=False)}
+    assert got == {(1, "positive"): 1, (1, "negative"): 2, (2, "neutral"): 1}
+    only_x = store.sentiment_volume(engine, store.MentionFilter(sources=("reddit",)))
+    assert only_x.empty

@@ -1,0 +1,41 @@
+"""Chart builders are pure: a DataFrame in, a plotly figure out."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from listenwell.app_pages import charts
+
+DAYS = pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02"], utc=True)
+
+
+def test_net_sentiment():
+    df = pd.DataFrame(
+        {"bucket": DAYS, "sentiment": ["positive", "negative", "negative"], "mentions": [6, 2, 2]}
+    )
+    assert charts.net_sentiment(df) == pytest.approx(20.0)  # (6 - 4) / 10
+    assert charts.net_sentiment(df.iloc[0:0]) is None
+
+
+def test_sentiment_chart_has_bars_and_a_net_line():
+    df = pd.DataFrame(
+        {"bucket": DAYS, "sentiment": ["positive", "negative", "neutral"], "mentions": [3, 1, 4]}
+    )
+    fig = charts.sentiment_chart(df)
+    bars = {t.name: list(t.y) for t in fig.data if t.type == "bar"}
+    assert bars == {"positive": [3], "negative": [1], "neutral": [4]}
+    (line,) = [t for t in fig.data if t.type == "scatter"]
+    assert list(line.y) == pytest.approx([50.0, 0.0])  # day 1: (3-1)/4, day 2: 0/4
+    assert fig.data[0].marker.color == charts.SENTIMENT_COLORS[fig.data[0].name]
+
+
+def test_volume_chart_handles_no_data():
+    fig = charts.volume_chart(pd.DataFrame(columns=["bucket", "source", "mentions"]))
+    assert fig.layout.annotations[0].text == "No mentions"
+
+
+def test_ranking_bar_puts_the_largest_on_top():
+    df = pd.DataFrame({"author_handle": ["@a", "@b", "@c"], "mentions": [5, 9, 1]})
+    fig = charts.ranking_bar(df, "author_handle", "mentions", title="t")
+    assert list(fig.data[0].y) == ["@c", "@a", "@b"]  # plotly draws the last category on top
