@@ -116,10 +116,12 @@ def sentiment_chart(df: pd.DataFrame, *, title: str = "Sentiment over time") -> 
             yaxis2={
                 "overlaying": "y",
                 "side": "right",
-                "range": [-100, 100],
+                "range": [-105, 105],
+                "tickvals": [-100, -50, 0, 50, 100],
                 "title": "Net sentiment %",
                 "showgrid": False,
-            }
+            },
+            legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
         )
     fig.update_layout(barmode="stack", hovermode="x unified", **_LAYOUT)
     return fig
