@@ -17,6 +17,7 @@ import json
 import threading
 
 from .appstore import FakeAppStore
+from .harness import sources_settings
 from .reddit import FakeReddit
 from .x import FakeX
 
@@ -44,27 +45,7 @@ def main() -> None:
     appstore.add_reviews(min(args.mentions, 500))
     for fake in (reddit, x, appstore):
         fake.server.start()
-    settings = {
-        "sources": {
-            "reddit": {
-                "client_id": reddit.client_id,
-                "client_secret": reddit.client_secret,
-                "oauth_url": reddit.server.base_url,
-                "reddit_url": reddit.server.base_url,
-                "queries": ["Acme"],
-            },
-            "x": {
-                "bearer_token": x.bearer_token,
-                "api_base_url": x.server.base_url,
-                "queries": ["Acme"],
-            },
-            "appstore": {
-                "app_ids": ["123456789"],
-                "countries": ["us"],
-                "base_url": appstore.server.base_url,
-            },
-        }
-    }
+    settings = {"sources": sources_settings(reddit, x, appstore)}
     print(json.dumps(settings, indent=2), flush=True)  # JSON is valid YAML
     try:
         threading.Event().wait()

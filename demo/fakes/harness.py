@@ -37,6 +37,38 @@ class Sleeps:
         self.waits.append(seconds)
 
 
+def sources_settings(
+    reddit: FakeReddit | None = None,
+    x: FakeX | None = None,
+    appstore: FakeAppStore | None = None,
+    *,
+    queries: tuple[str, ...] = ("Acme",),
+) -> dict[str, Any]:
+    """The ``sources:`` settings that point the real clients at these running fakes."""
+    sources: dict[str, Any] = {}
+    if reddit is not None:
+        sources["reddit"] = {
+            "client_id": reddit.client_id,
+            "client_secret": reddit.client_secret,
+            "oauth_url": reddit.server.base_url,
+            "reddit_url": reddit.server.base_url,
+            "queries": list(queries),
+        }
+    if x is not None:
+        sources["x"] = {
+            "bearer_token": x.bearer_token,
+            "api_base_url": x.server.base_url,
+            "queries": list(queries),
+        }
+    if appstore is not None:
+        sources["appstore"] = {
+            "app_ids": ["123456789"],
+            "countries": ["us"],
+            "base_url": appstore.server.base_url,
+        }
+    return sources
+
+
 def make_reddit(fake: FakeReddit, retry: RetryPolicy, **kw: Any) -> RedditCollector:
     """A Reddit collector on the fake, posts only unless ``include_comments`` is given."""
     args: dict[str, Any] = {

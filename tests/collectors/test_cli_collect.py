@@ -14,6 +14,7 @@ from listenwell import store
 from listenwell.cli import app, main
 from listenwell.cli import collect as collect_cli
 from listenwell.collectors.schedule import parse_interval, run_every
+from listenwell.demo.fakes.harness import sources_settings
 from listenwell.demo.fakes.reddit import FakeReddit
 from listenwell.demo.fakes.x import FakeX
 
@@ -37,20 +38,7 @@ def cfg(tmp_path: Path, reddit: FakeReddit, x: FakeX) -> str:
             {
                 "database_url": url,
                 "brand": {"name": "Acme"},
-                "sources": {
-                    "reddit": {
-                        "client_id": reddit.client_id,
-                        "client_secret": reddit.client_secret,
-                        "oauth_url": reddit.server.base_url,
-                        "reddit_url": reddit.server.base_url,
-                        "queries": ["Acme"],
-                    },
-                    "x": {
-                        "bearer_token": x.bearer_token,
-                        "api_base_url": x.server.base_url,
-                        "queries": ["Acme"],
-                    },
-                },
+                "sources": sources_settings(reddit, x),
             }
         ),
         encoding="utf-8",
