@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from listenwell import store
 from listenwell.collectors.base import RetryPolicy
 from listenwell.collectors.runner import CursorState, run_collector
-from listenwell.demo.fakes.harness import Sleeps, make_reddit, make_x, stored
+from listenwell.demo.fakes.harness import Sleeps, make_reddit, make_x, sources_settings, stored
 from listenwell.demo.fakes.reddit import FakeReddit
 from listenwell.demo.fakes.server import fault
 from listenwell.demo.fakes.x import FakeX
@@ -97,13 +97,7 @@ def test_killed_mid_run_then_resumed(x: FakeX, tmp_path: Path, retry: RetryPolic
         json.dumps(
             {
                 "database_url": url,
-                "sources": {
-                    "x": {
-                        "bearer_token": x.bearer_token,
-                        "api_base_url": x.server.base_url,
-                        "queries": ["Acme"],
-                    }
-                },
+                "sources": sources_settings(x=x),
             }
         )
     )
@@ -162,13 +156,7 @@ def test_collect_every_repeats_and_stops_cleanly_on_ctrl_c(x: FakeX, tmp_path: P
         json.dumps(
             {
                 "database_url": url,
-                "sources": {
-                    "x": {
-                        "bearer_token": x.bearer_token,
-                        "api_base_url": x.server.base_url,
-                        "queries": ["Acme"],
-                    }
-                },
+                "sources": sources_settings(x=x),
             }
         )
     )
