@@ -181,7 +181,7 @@ def import_customers(
             )
     except FileFormatError as exc:
         raise CliError(str(exc)) from None
-    errors.extend(result.errors or [])
+    errors.extend(result.errors)
     errors.sort(key=lambda e: int(e[0].split()[-1]))
     counts = {
         "file": str(path),

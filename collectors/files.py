@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from listenwell.store import (
-    MENTION_FIELDS,
     Customer,
     Mention,
     Quarantined,
@@ -37,7 +36,6 @@ from listenwell.store.records import check_id
 
 __all__ = [
     "CUSTOMER_COLUMNS",
-    "MENTION_FIELDS",
     "FileFormatError",
     "normalize_customer",
     "normalize_mention",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar, cast
@@ -78,7 +78,7 @@ class CustomerWriteResult:
 
     inserted: int = 0
     updated: int = 0
-    errors: list[tuple[str, str]] | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -362,8 +362,7 @@ def upsert_customers(
         batch_size: Customers per transaction.
         actor: Who is importing, for the audit log.
     """
-    result = CustomerWriteResult(errors=[])
-    assert result.errors is not None
+    result = CustomerWriteResult()
     for chunk in chunked(customers, batch_size):
         with engine.begin() as conn:
             ins, upd, errs = _upsert_customer_chunk(conn, chunk)
