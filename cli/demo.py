@@ -278,9 +278,16 @@ def run_dashboard(config_path: Path | None, *, port: int = 8501, headless: bool 
         "--browser.gatherUsageStats",
         "false",
     ]
-    try:
+    if os.name == "posix":
+        # Become the Streamlit server rather than its parent, so that a signal sent to this
+        # process (Ctrl-C, SIGTERM from a supervisor or a test) reaches the server and no
+        # orphaned server is left behind.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, cmd, env)
+    try:  # pragma: no cover - Windows has no exec that keeps the process id
         return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # pragma: no cover
         return 0
 
 

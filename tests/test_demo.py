@@ -174,6 +174,9 @@ def test_demo_command_serves_the_dashboard(tmp_path, running_demo):
     with running_demo(tmp_path) as url, urllib.request.urlopen(url + "/", timeout=5) as r:
         assert r.status == 200 and "<html" in r.read().decode().lower()
     assert (tmp_path / "demo" / "listenwell-demo.yaml").is_file()
+    # Stopping the command stops the server: no orphaned Streamlit keeps the port.
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url + "/_stcore/health", timeout=2)
 
 
 def test_build_only_prints_the_config_path(tmp_path, capsys):
