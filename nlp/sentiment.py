@@ -119,6 +119,42 @@ def preprocess(text: str | None) -> str:
 # --------------------------------------------------------------------------- the model
 
 
+def batched_logits(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    max_len: int = 128,
+    batch_size: int = 64,
+) -> npt.NDArray[np.float32]:
+    """Raw logits of a sequence classifier, in length-sorted batches, returned in input order.
+
+    Shared by the product's :class:`SentimentModel` and the training script, which
+    evaluates the model it is training with it.
+    """
+    import torch
+
+    num_labels = int(model.config.num_labels)
+    out = np.zeros((len(texts), num_labels), dtype=np.float32)
+    if not texts:
+        return out
+    ids = tokenizer(list(texts), truncation=True, max_length=max_len)["input_ids"]
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    pad = tokenizer.pad_token_id or 0
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in idx)
+            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
+            logits = model(input_ids=input_ids, attention_mask=mask).logits
+            out[idx] = logits.float().numpy()
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class SentimentModel:
     """A loaded fine-tuned sentiment classifier and its ``meta.json``."""
@@ -155,26 +191,9 @@ class SentimentModel:
 
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> npt.NDArray[np.float32]:
         """Raw logits for preprocessed texts, computed in length-sorted batches, in input order."""
-        import torch
-
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        if not texts:
-            return out
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_len)["input_ids"]
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        pad = self.tokenizer.pad_token_id or 0
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                width = max(len(ids[i]) for i in idx)
-                input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
-                    mask[row, : len(ids[i])] = 1
-                logits = self.model(input_ids=input_ids, attention_mask=mask).logits
-                out[idx] = logits.float().numpy()
-        return out
+        return batched_logits(
+            self.model, self.tokenizer, texts, max_len=self.max_len, batch_size=batch_size
+        )
 
     def predict_proba(
         self, texts: Sequence[str], *, batch_size: int = 64

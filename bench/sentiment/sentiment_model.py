@@ -33,7 +33,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 
-from listenwell.nlp.sentiment import _expand_state_dict, preprocess  # noqa: F401
+from listenwell.nlp.sentiment import (  # noqa: F401
+    _expand_state_dict,
+    batched_logits,
+    preprocess,
+)
 
 LABELS = ["negative", "neutral", "positive"]
 PREPROCESS_VERSION = "tweeteval-style-v1"
@@ -156,30 +160,10 @@ def logits_for(
     already_preprocessed: bool = False,
 ) -> np.ndarray:
     """Raw logits (no temperature), computed in length-sorted batches, returned in input order."""
-    import torch
-
     texts = list(texts)
     if not already_preprocessed:
         texts = [preprocess(t) for t in texts]
-    if not texts:
-        return np.zeros((0, model.config.num_labels), dtype=np.float32)
-    enc = tok(texts, truncation=True, max_length=max_len, add_special_tokens=True)
-    ids = enc["input_ids"]
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
-    pad = tok.pad_token_id or 0
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            L = max(len(ids[i]) for i in idx)
-            input_ids = torch.full((len(idx), L), pad, dtype=torch.long)
-            attn = torch.zeros((len(idx), L), dtype=torch.long)
-            for r, i in enumerate(idx):
-                input_ids[r, : len(ids[i])] = torch.tensor(ids[i])
-                attn[r, : len(ids[i])] = 1
-            logits = model(input_ids=input_ids, attention_mask=attn).logits
-            out[idx] = logits.float().numpy()
-    return out
+    return batched_logits(model, tok, texts, max_len=max_len, batch_size=batch_size)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
