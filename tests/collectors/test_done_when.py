@@ -87,20 +87,19 @@ main(sys.argv[1:])
 """
 
 
-def test_killed_mid_run_then_resumed(x: FakeX, tmp_path: Path, retry: RetryPolicy) -> None:
-    ids = _seed_x(x)
-    url = f"sqlite:///{tmp_path / 'kill.db'}"
+def _x_config(db: Path, x: FakeX) -> tuple[Engine, Path]:
+    """A migrated SQLite database and a config pointing the X source at the fake."""
+    url = f"sqlite:///{db}"
     eng = store.connect(url)
     store.upgrade(eng)
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        json.dumps(
-            {
-                "database_url": url,
-                "sources": sources_settings(x=x),
-            }
-        )
-    )
+    cfg = db.with_suffix(".yaml")
+    cfg.write_text(json.dumps({"database_url": url, "sources": sources_settings(x=x)}))
+    return eng, cfg
+
+
+def test_killed_mid_run_then_resumed(x: FakeX, tmp_path: Path, retry: RetryPolicy) -> None:
+    ids = _seed_x(x)
+    eng, cfg = _x_config(tmp_path / "kill.db", x)
     third_page_asked = threading.Event()
     killed = threading.Event()
     original = x._search
@@ -148,18 +147,7 @@ def test_killed_mid_run_then_resumed(x: FakeX, tmp_path: Path, retry: RetryPolic
 
 def test_collect_every_repeats_and_stops_cleanly_on_ctrl_c(x: FakeX, tmp_path: Path) -> None:
     x.add_posts(3)
-    url = f"sqlite:///{tmp_path / 'every.db'}"
-    eng = store.connect(url)
-    store.upgrade(eng)
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        json.dumps(
-            {
-                "database_url": url,
-                "sources": sources_settings(x=x),
-            }
-        )
-    )
+    eng, cfg = _x_config(tmp_path / "every.db", x)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENWELL_")}
     env["PYTHONUNBUFFERED"] = "1"
     args = ["--config", str(cfg), "collect", "--source", "x", "--every", "0.1s"]
