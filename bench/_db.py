@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -29,3 +30,27 @@ def fresh_db(
         admin.dispose()
 
     return make_url(pg_admin).set(database=name).render_as_string(hide_password=False), drop
+
+
+def add_db_options(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """Add ``--db sqlite|postgres|both`` and ``--pg URL`` to a benchmark's parser."""
+    parser.add_argument(
+        "--db",
+        choices=["sqlite", "postgres", "both"],
+        default=default,
+        help=f"Database(s) to write into (default: {default}).",
+    )
+    parser.add_argument(
+        "--pg",
+        default=DEFAULT_PG,
+        help="PostgreSQL URL used to create throw-away databases (with --db postgres|both).",
+    )
+
+
+def db_kinds(choice: str) -> list[str]:
+    """The database kinds named by a ``--db`` value, in the order they are measured."""
+    return (
+        ["sqlite", "postgresql"]
+        if choice == "both"
+        else ["postgresql" if choice == "postgres" else "sqlite"]
+    )

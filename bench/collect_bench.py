@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from _db import fresh_db  # bench/_db.py: throw-away databases
+from _db import add_db_options, db_kinds, fresh_db  # bench/_db.py: throw-away databases
 from sqlalchemy import create_engine, text
 
 from listenwell import store
@@ -268,27 +268,13 @@ def main(argv: list[str] | None = None) -> int:
         default=list(SOURCES),
         help="Sources to measure (default: all three).",
     )
-    parser.add_argument(
-        "--db",
-        choices=["sqlite", "postgres", "both"],
-        default="sqlite",
-        help="Database to store into (default: sqlite).",
-    )
-    parser.add_argument(
-        "--pg",
-        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
-        help="PostgreSQL URL used to create throw-away databases (with --db postgres|both).",
-    )
+    add_db_options(parser, default="sqlite")
     parser.add_argument(
         "--skip-paced", action="store_true", help="Only the unpaced throughput run."
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    kinds = (
-        ["sqlite", "postgresql"]
-        if args.db == "both"
-        else ["postgresql" if args.db == "postgres" else "sqlite"]
-    )
+    kinds = db_kinds(args.db)
     print("command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
     print("machine: " + machine_line(kinds, args.pg))
     print()

@@ -25,7 +25,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _db import fresh_db  # bench/_db.py: throw-away databases
+from _db import add_db_options, db_kinds, fresh_db  # bench/_db.py: throw-away databases
 
 WORDS = (
     "love hate great awful support refund order delivery battery screen update app crash "
@@ -86,23 +86,9 @@ def main() -> None:
         default=[20_000, 200_000],
         help="Sizes of the generated files (default: 20000 200000).",
     )
-    parser.add_argument(
-        "--db",
-        choices=["sqlite", "postgres", "both"],
-        default="both",
-        help="Which database to import into (default: both).",
-    )
-    parser.add_argument(
-        "--pg",
-        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
-        help="PostgreSQL URL used to create throw-away databases.",
-    )
+    add_db_options(parser, default="both")
     args = parser.parse_args()
-    kinds = (
-        ["sqlite", "postgresql"]
-        if args.db == "both"
-        else ["postgresql" if args.db == "postgres" else "sqlite"]
-    )
+    kinds = db_kinds(args.db)
     print(
         f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {platform.system()} {platform.release()}"
