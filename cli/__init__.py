@@ -100,9 +100,9 @@ def state_of(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from . import collect, db, demo, io, nlp
+    from . import collect, corrections, customers, db, demo, io, nlp, themes
 
-    for module in (db, io, collect, nlp, demo):
+    for module in (db, io, collect, nlp, customers, themes, corrections, demo):
         module.register(app)
 
 

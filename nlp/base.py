@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REGISTRY",
+    "MentionContext",
     "NlpError",
     "NotInstalledError",
     "PassThroughStage",
@@ -70,6 +72,25 @@ class StageResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class MentionContext:
+    """What a stage that sets ``needs_context`` is told about each mention besides its text.
+
+    Attributes:
+        id: The mention's id (``mentions.id``).
+        source: ``reddit``, ``x``, ``appstore``, ``csv``, ...
+        author_handle: The author's handle as stored (``u/name``, ``@name``), if any.
+        author_name: The author's display name, if any.
+        created_at: When it was posted (UTC).
+    """
+
+    id: int
+    source: str
+    author_handle: str | None
+    author_name: str | None
+    created_at: datetime | None
+
+
 @runtime_checkable
 class Stage(Protocol):
     """What the pipeline needs from a stage.
@@ -81,6 +102,16 @@ class Stage(Protocol):
         needs_embeddings: Whether :meth:`run` must be given the batch's embeddings.
         off: ``True`` for a stage that stands for "this stage is off"; the
             pipeline then neither runs it nor writes anything for it.
+
+    Optional extras, looked up with ``getattr`` (a stage without them gets the default):
+
+    * ``needs_context: bool = False`` -- :meth:`run` is then also given
+      ``contexts=[MentionContext, ...]``, one per text (author, source, ids).
+    * ``phase: int = 0`` -- stages of phase 0 run over all pending mentions
+      first, then phase 1, and so on. A stage that needs the whole corpus
+      embedded before it starts (themes fits clusters) uses phase 1.
+    * ``prepare(engine) -> None`` -- called once before the stage's first batch
+      of a run (load a customer index, fit or load a theme model).
     """
 
     name: str

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    LargeBinary,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -33,12 +34,17 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "AuditRow",
     "Base",
+    "CalibrationRow",
+    "CorrectionRow",
     "CursorRow",
     "CustomerRow",
     "EnrichmentRow",
     "HandleRow",
+    "LinkDecisionRow",
     "MentionRow",
     "QuarantineRow",
+    "ThemeEventRow",
+    "ThemeRow",
     "UTCDateTime",
     "metadata",
     "utcnow",
@@ -220,3 +226,112 @@ class AuditRow(Base):
     entity: Mapped[str | None] = mapped_column(String(100))
     entity_id: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class ThemeRow(Base):
+    """A feedback theme. Its id is stable: refits map old themes to new ones instead of renumbering.
+
+    ``label`` is the automatic label (top terms); ``name`` is what a user called
+    it and wins over ``label`` where set. A merged theme keeps its row with
+    ``status='merged'`` and ``merged_into`` pointing at the survivor, so old
+    references still resolve.
+    """
+
+    __tablename__ = "themes"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('active', 'merged', 'retired')", name="status_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    label: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str | None] = mapped_column(String(200))
+    terms: Mapped[list[Any] | None] = mapped_column(JSONType)
+    # How the theme came to be: cluster, user (defined from examples), merge, split.
+    origin: Mapped[str] = mapped_column(String(20), default="cluster")
+    status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_into: Mapped[int | None] = mapped_column(
+        ForeignKey("themes.id", ondelete="SET NULL")
+    )
+    # Mean embedding of the theme's mentions (float32 bytes), used to map refits and assign.
+    centroid: Mapped[bytes | None] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    # Mention ids a user gave as examples (user-defined themes).
+    examples: Mapped[list[Any] | None] = mapped_column(JSONType)
+    fit_id: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ThemeEventRow(Base):
+    """One step of the themes' history: a fit, refit mapping, merge, split, rename or pin."""
+
+    __tablename__ = "theme_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200), default="system")
+    fit_id: Mapped[str | None] = mapped_column(String(100))
+    from_ids: Mapped[list[Any] | None] = mapped_column(JSONType)
+    to_ids: Mapped[list[Any] | None] = mapped_column(JSONType)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class LinkDecisionRow(Base):
+    """An agent's decision on a mention-to-customer link; re-runs respect it."""
+
+    __tablename__ = "link_decisions"
+    __table_args__ = (
+        UniqueConstraint("mention_id", "customer_pk"),
+        CheckConstraint("decision IN ('confirmed', 'rejected')", name="decision_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mention_id: Mapped[int] = mapped_column(
+        ForeignKey("mentions.id", ondelete="CASCADE"), index=True
+    )
+    customer_pk: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    decision: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class CorrectionRow(Base):
+    """An agent's override of a stage's label on one mention (sentiment, themes, intent).
+
+    Every correction is kept (history); the newest per (mention, stage) is the
+    one in force. ``model_label`` is what the model said when the agent
+    corrected it, so the corrections double as a labelled set for measuring drift.
+    """
+
+    __tablename__ = "corrections"
+    __table_args__ = (Index("ix_corrections_mention_id_stage", "mention_id", "stage"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mention_id: Mapped[int] = mapped_column(ForeignKey("mentions.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(200))
+    model_label: Mapped[str | None] = mapped_column(String(200))
+    model_name: Mapped[str | None] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class CalibrationRow(Base):
+    """A workspace's recalibration of one stage's model, fitted on its agents' corrections."""
+
+    __tablename__ = "calibrations"
+
+    stage: Mapped[str] = mapped_column(String(40), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    n_corrections: Mapped[int] = mapped_column(Integer)
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
