@@ -30,7 +30,7 @@ import numpy as np
 
 from listenwell import store
 
-from .base import NlpError, Stage, create_stage
+from .base import MentionContext, NlpError, Stage, create_stage
 from .embeddings import Embedder
 from .options import NlpOptions
 
@@ -50,20 +50,27 @@ class BatchReport:
     mentions: int
     embedded: int
     results: dict[str, int]
+    phase: int = 0
 
 
 @dataclass(slots=True)
 class EnrichReport:
-    """What a run did, summed over its batches."""
+    """What a run did, summed over its batches.
+
+    ``mentions`` counts each mention once even when several phases processed it
+    (it is the largest per-phase count).
+    """
 
     mentions: int = 0
     embedded: int = 0
     batches: int = 0
     results: dict[str, int] = field(default_factory=dict)
+    per_phase: dict[int, int] = field(default_factory=dict)
 
     def add(self, batch: BatchReport) -> None:
         """Add one batch's counts."""
-        self.mentions += batch.mentions
+        self.per_phase[batch.phase] = self.per_phase.get(batch.phase, 0) + batch.mentions
+        self.mentions = max(self.per_phase.values())
         self.embedded += batch.embedded
         self.batches += 1
         for name, n in batch.results.items():
@@ -130,9 +137,31 @@ class Pipeline:
         return [s.name for s in self.active]
 
     def pending(self, engine: Engine) -> int:
-        """How many mentions a run would process now."""
+        """How many mentions lack something a run would compute (any stage, or the vector)."""
         embeddings = self.embedder is not None
         return int(store.count_pending(engine, self.stage_names, embeddings=embeddings))
+
+    def phases(self) -> list[list[Stage]]:
+        """The running stages grouped by their ``phase`` (default 0), lowest first."""
+        by_phase: dict[int, list[Stage]] = {}
+        for stage in self.active:
+            by_phase.setdefault(int(getattr(stage, "phase", 0)), []).append(stage)
+        return [by_phase[k] for k in sorted(by_phase)]
+
+    def pending_by_phase(self, engine: Engine) -> list[tuple[list[str], int]]:
+        """For each phase, its stage names and how many mentions it would process now.
+
+        The first phase also counts mentions that lack a stored vector. With no
+        running stage, the embeddings alone form the one phase.
+        """
+        embeddings = self.embedder is not None
+        phases = self.phases() or [[]]
+        out = []
+        for i, group in enumerate(phases):
+            names = [s.name for s in group]
+            n = store.count_pending(engine, names, embeddings=embeddings and i == 0)
+            out.append((names, int(n)))
+        return out
 
     def run(
         self,
@@ -142,9 +171,16 @@ class Pipeline:
     ) -> EnrichReport:
         """Enrich every mention that lacks a result of a running stage, or its vector.
 
+        Stages run phase by phase (see :class:`~listenwell.nlp.base.Stage`):
+        every pending mention goes through phase 0 (and gets its vector) before
+        phase 1 starts, so a corpus-level stage such as themes sees every vector.
+        Each stage's optional ``prepare(engine)`` is called once, just before
+        its phase starts.
+
         Args:
             engine: The database (migrated).
-            on_batch: Called after each committed batch (progress bars).
+            on_batch: Called after each committed batch (progress bars);
+                :attr:`BatchReport.phase` says which phase it belongs to.
 
         Returns:
             The counts of what was computed and written.
@@ -153,22 +189,27 @@ class Pipeline:
             NlpError: A stage returned the wrong number of results.
         """
         report = EnrichReport()
-        after = 0
-        while True:
-            batch = store.pending_mentions(
-                engine,
-                self.stage_names,
-                embeddings=self.embedder is not None,
-                after_id=after,
-                limit=self.batch_size,
-            )
-            if not batch:
-                return report
-            after = batch[-1].id
-            done = self._batch(engine, batch)
-            report.add(done)
-            if on_batch is not None:
-                on_batch(done)
+        phases = self.phases() or [[]]
+        for index, group in enumerate(phases):
+            for stage in group:
+                prepare = getattr(stage, "prepare", None)
+                if callable(prepare):
+                    prepare(engine)
+            names = [s.name for s in group]
+            embed = self.embedder is not None and index == 0
+            after = 0
+            while True:
+                batch = store.pending_mentions(
+                    engine, names, embeddings=embed, after_id=after, limit=self.batch_size
+                )
+                if not batch:
+                    break
+                after = batch[-1].id
+                done = self._batch(engine, batch, group, phase=index)
+                report.add(done)
+                if on_batch is not None:
+                    on_batch(done)
+        return report
 
     def redo(
         self,
@@ -196,7 +237,14 @@ class Pipeline:
             raise NlpError(f"no running stage is called {stage!r}; running: {known or 'none'}")
         return self.run(engine, on_batch=on_batch)
 
-    def _batch(self, engine: Engine, batch: list[store.PendingMention]) -> BatchReport:
+    def _batch(
+        self,
+        engine: Engine,
+        batch: list[store.PendingMention],
+        stages: Sequence[Stage],
+        *,
+        phase: int = 0,
+    ) -> BatchReport:
         vectors: dict[int, np.ndarray] = {}
         new_ids: list[int] = []
         new_vectors = None
@@ -210,7 +258,7 @@ class Pipeline:
                 m.id
                 for m in batch
                 if m.has_embedding
-                and any(s.needs_embeddings and s.name in m.missing for s in self.active)
+                and any(s.needs_embeddings and s.name in m.missing for s in stages)
             }
             if wanting:
                 vectors.update(
@@ -218,12 +266,26 @@ class Pipeline:
                 )
         results: list[store.EnrichmentResult] = []
         counts: dict[str, int] = {}
-        for stage in self.active:
+        for stage in stages:
             todo = [m for m in batch if stage.name in m.missing]
             if not todo:
                 continue
             emb = np.stack([vectors[m.id] for m in todo]) if stage.needs_embeddings else None
-            out = stage.run([m.text for m in todo], emb)
+            texts = [m.text for m in todo]
+            if getattr(stage, "needs_context", False):
+                contexts = [
+                    MentionContext(
+                        id=m.id,
+                        source=m.source,
+                        author_handle=m.author_handle,
+                        author_name=m.author_name,
+                        created_at=m.created_at,
+                    )
+                    for m in todo
+                ]
+                out = stage.run(texts, emb, contexts=contexts)  # type: ignore[call-arg]
+            else:
+                out = stage.run(texts, emb)
             if len(out) != len(todo):
                 raise NlpError(
                     f"stage {stage.name!r} returned {len(out)} results for {len(todo)} texts"
@@ -251,7 +313,7 @@ class Pipeline:
                     model_version=self.embedder.model_version,
                 )
             store.upsert_enrichments(conn, results)
-        return BatchReport(mentions=len(batch), embedded=len(new_ids), results=counts)
+        return BatchReport(mentions=len(batch), embedded=len(new_ids), results=counts, phase=phase)
 
     def __repr__(self) -> str:
         return f"Pipeline({self.stages!r}, embedder={self.embedder!r})"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, and_, delete, exists, func, or_, select
@@ -46,12 +47,20 @@ class PendingMention:
         text: Its text, verbatim.
         missing: The stages (of those asked about) that have no result for it.
         has_embedding: Whether a vector is stored for it.
+        source: Where it came from (``x``, ``reddit``, ...).
+        author_handle: The author's handle as stored, if any.
+        author_name: The author's display name, if any.
+        created_at: When it was posted.
     """
 
     id: int
     text: str
     missing: frozenset[str]
     has_embedding: bool
+    source: str = ""
+    author_handle: str | None = None
+    author_name: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +111,14 @@ def pending_mentions(
     if not conds:
         return []
     stmt = (
-        select(_mentions.c.id, _mentions.c.text)
+        select(
+            _mentions.c.id,
+            _mentions.c.text,
+            _mentions.c.source,
+            _mentions.c.author_handle,
+            _mentions.c.author_name,
+            _mentions.c.created_at,
+        )
         .where(_mentions.c.id > after_id, or_(*conds))
         .order_by(_mentions.c.id)
         .limit(limit)
@@ -138,6 +154,10 @@ def _pending(conn: Connection, stmt: Any, stages: Sequence[str]) -> list[Pending
             text=r.text,
             missing=wanted - done.get(r.id, set()),
             has_embedding=r.id in with_vector,
+            source=r.source,
+            author_handle=r.author_handle,
+            author_name=r.author_name,
+            created_at=r.created_at,
         )
         for r in rows
     ]

@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    LargeBinary,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -21,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -239,9 +239,7 @@ class ThemeRow(Base):
 
     __tablename__ = "themes"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('active', 'merged', 'retired')", name="status_known"
-        ),
+        CheckConstraint("status IN ('active', 'merged', 'retired')", name="status_known"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -252,9 +250,7 @@ class ThemeRow(Base):
     origin: Mapped[str] = mapped_column(String(20), default="cluster")
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
-    merged_into: Mapped[int | None] = mapped_column(
-        ForeignKey("themes.id", ondelete="SET NULL")
-    )
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"))
     # Mean embedding of the theme's mentions (float32 bytes), used to map refits and assign.
     centroid: Mapped[bytes | None] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer, default=0)

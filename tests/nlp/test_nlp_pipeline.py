@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from listenwell import store
 from listenwell.nlp import NlpError, PassThroughStage, StageResult
 from listenwell.nlp.pipeline import EMBEDDINGS, Pipeline
-from listenwell.store.models import EnrichmentRow
+from listenwell.store.embeddings import embeddings as embeddings_table
+from listenwell.store.models import EnrichmentRow, MentionRow
 
 
 class NearestText:
@@ -195,3 +196,70 @@ def test_export_shows_the_sentiment(engine, seed, vader):
     assert rows["m0"]["sentiment"] == "positive" and rows["m1"]["sentiment"] == "negative"
     assert rows["m0"]["sentiment_score"] > 0 > rows["m1"]["sentiment_score"]
     assert len(ids) == 2
+
+
+class CorpusStage:
+    """A phase-1 stage: ``prepare`` records how many vectors were stored when it started."""
+
+    name = "corpus"
+    model_name = "corpus-test"
+    model_version = "test"
+    needs_embeddings = True
+    off = False
+    phase = 1
+
+    def __init__(self) -> None:
+        self.vectors_at_prepare: list[int] = []
+
+    def prepare(self, engine) -> None:
+        with engine.connect() as conn:
+            n = conn.execute(select(func.count()).select_from(embeddings_table)).scalar_one()
+        self.vectors_at_prepare.append(int(n))
+
+    def run(self, texts, embeddings=None):
+        assert embeddings is not None
+        return [StageResult("seen", float(np.linalg.norm(e))) for e in embeddings]
+
+
+class AuthorStage:
+    """A stage that asks for context: labels each mention with its author and source."""
+
+    name = "author"
+    model_name = "author-test"
+    model_version = "test"
+    needs_embeddings = False
+    needs_context = True
+    off = False
+
+    def run(self, texts, embeddings=None, contexts=None):
+        assert contexts is not None and len(contexts) == len(texts)
+        return [StageResult(f"{c.source}:{c.author_handle}", None, {"id": c.id}) for c in contexts]
+
+
+def test_phase_one_starts_after_every_vector_is_stored_and_context_reaches_stages(
+    engine, seed, texts, fresh_embedder
+):
+    ids = seed(engine)
+    corpus, author = CorpusStage(), AuthorStage()
+    pipeline = Pipeline([corpus, author], embedder=fresh_embedder, batch_size=5)
+    assert [n for _, n in pipeline.pending_by_phase(engine)] == [len(texts), len(texts)]
+    batches = []
+    report = pipeline.run(engine, on_batch=batches.append)
+    # prepare ran once, when all the vectors of phase 0 were already committed.
+    assert corpus.vectors_at_prepare == [len(texts)]
+    assert [b.phase for b in batches] == [0, 0, 0, 1, 1, 1]
+    assert report.mentions == len(texts)  # counted once, not once per phase
+    assert report.results == {"corpus": len(texts), "author": len(texts)}
+    authors = store.read_enrichments(engine, "author")
+    with engine.connect() as conn:
+        stored = dict(
+            conn.execute(
+                select(MentionRow.id, MentionRow.author_handle)
+            ).all()
+        )
+    for mid in ids:
+        assert authors[mid].data == {"id": mid}
+        assert authors[mid].label.endswith(f":{stored[mid]}")
+    # Nothing left: a second run prepares again but processes nothing.
+    again = pipeline.run(engine)
+    assert again.mentions == 0 and corpus.vectors_at_prepare == [len(texts), len(texts)]
