@@ -13,12 +13,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Select, and_, func, literal, or_, select
+from sqlalchemy import Engine, Select, String, and_, cast, func, literal, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from .engine import read_connection
-from .models import CustomerRow, EnrichmentRow, HandleRow, MentionRow, QuarantineRow
+from .models import (
+    CorrectionRow,
+    CustomerRow,
+    EnrichmentRow,
+    HandleRow,
+    MentionRow,
+    QuarantineRow,
+    ThemeRow,
+)
 from .records import MENTION_FIELDS
 
 if TYPE_CHECKING:  # pandas is imported on first use: it costs half a second at start-up
@@ -40,8 +48,10 @@ __all__ = [
 
 DEFAULT_TIMEOUT_S = 15.0
 
-# The export's header; other tools read these columns by name. NLP and
-# engagement columns stay empty until those stages have run.
+# The export's header; other tools read these columns by name, so new columns
+# are only ever appended. NLP and engagement columns stay empty until those
+# stages have run. ``sentiment``, ``topic`` (the theme's name) and ``intent``
+# are the labels in force: an agent's newest correction, else the model's.
 EXPORT_COLUMNS = [
     *MENTION_FIELDS,
     "sentiment",
@@ -52,11 +62,15 @@ EXPORT_COLUMNS = [
     "link_evidence",
     "escalated",
     "priority",
+    "theme_id",
+    "intent",
+    "language",
 ]
 
 M = MentionRow.__table__
 E = EnrichmentRow.__table__
 C = CustomerRow.__table__
+T = ThemeRow.__table__
 
 
 @dataclass(frozen=True)
@@ -76,23 +90,67 @@ def _day_start(d: date) -> datetime:
     return datetime.combine(d, time.min, tzinfo=UTC)
 
 
-def _joined() -> tuple[Any, Any, Any, Any, Any]:
+@dataclass(frozen=True)
+class _Joined:
+    """The mentions joined to their enrichments, with the label in force for each stage."""
+
+    frm: Any
+    sentiment: Any
+    sentiment_score: Any
+    topic: Any
+    theme_id: Any
+    intent: Any
+    language: Any
+    link: Any
+    cust: Any
+
+
+def _corrected(stage: str) -> Any:
+    """The newest agent correction of ``stage`` for the outer mention row (or NULL)."""
+    corr = CorrectionRow.__table__
+    return (
+        select(corr.c.label)
+        .where(corr.c.mention_id == M.c.id, corr.c.stage == stage)
+        .order_by(corr.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _joined() -> _Joined:
     sent = aliased(E, name="sent")
     topic = aliased(E, name="topic")
+    intent = aliased(E, name="intent")
+    lang = aliased(E, name="lang")
     link = aliased(E, name="link")
     cust = aliased(C, name="cust")
+    theme = aliased(T, name="theme")
+    survivor = aliased(T, name="survivor")
+    theme_key = func.coalesce(_corrected("themes"), topic.c.label)
     frm = (
         M.outerjoin(sent, and_(sent.c.mention_id == M.c.id, sent.c.stage == "sentiment"))
-        .outerjoin(topic, and_(topic.c.mention_id == M.c.id, topic.c.stage == "topic"))
-        .outerjoin(link, and_(link.c.mention_id == M.c.id, link.c.stage == "link"))
+        .outerjoin(topic, and_(topic.c.mention_id == M.c.id, topic.c.stage == "themes"))
+        .outerjoin(intent, and_(intent.c.mention_id == M.c.id, intent.c.stage == "intent"))
+        .outerjoin(lang, and_(lang.c.mention_id == M.c.id, lang.c.stage == "language"))
+        .outerjoin(link, and_(link.c.mention_id == M.c.id, link.c.stage == "links"))
         .outerjoin(cust, cust.c.customer_id == link.c.label)
+        .outerjoin(theme, cast(theme.c.id, String) == theme_key)
+        .outerjoin(survivor, survivor.c.id == theme.c.merged_into)
     )
-    return frm, sent, topic, link, cust
+    return _Joined(
+        frm=frm,
+        sentiment=func.coalesce(_corrected("sentiment"), sent.c.label),
+        sentiment_score=sent.c.score,
+        topic=func.coalesce(survivor.c.name, survivor.c.label, theme.c.name, theme.c.label),
+        theme_id=func.coalesce(survivor.c.id, theme.c.id),
+        intent=func.coalesce(_corrected("intent"), intent.c.label),
+        language=lang.c.label,
+        link=link,
+        cust=cust,
+    )
 
 
-def _where(
-    f: MentionFilter, sent: Any, topic: Any, cust: Any, *, joined: bool = True
-) -> list[ColumnElement[bool]]:
+def _where(f: MentionFilter, j: _Joined | None) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
     if f.start is not None:
         conds.append(M.c.created_at >= _day_start(f.start))
@@ -103,13 +161,13 @@ def _where(
     if f.search:
         # Bound parameter: the search text is never spliced into SQL.
         conds.append(M.c.text.ilike(f"%{_escape_like(f.search)}%", escape="\\"))
-    if joined:
+    if j is not None:
         if f.sentiments:
-            conds.append(sent.c.label.in_(f.sentiments))
+            conds.append(j.sentiment.in_(f.sentiments))
         if f.topics:
-            conds.append(topic.c.label.in_(f.topics))
+            conds.append(j.topic.in_(f.topics))
         if f.segments:
-            conds.append(cust.c.segment.in_(f.segments))
+            conds.append(j.cust.c.segment.in_(f.segments))
     return conds
 
 
@@ -122,8 +180,8 @@ def _needs_join(f: MentionFilter) -> bool:
 
 
 def _filtered_ids(f: MentionFilter) -> Select[Any]:
-    frm, sent, topic, _link, cust = _joined()
-    return select(M.c.id).select_from(frm).where(*_where(f, sent, topic, cust))
+    j = _joined()
+    return select(M.c.id).select_from(j.frm).where(*_where(f, j))
 
 
 def _frame(engine: Engine, stmt: Any, timeout_s: float) -> pd.DataFrame:
@@ -141,7 +199,7 @@ def overview_counts(
     if _needs_join(f):
         base = select(M).where(M.c.id.in_(_filtered_ids(f))).subquery()
     else:
-        base = select(M).where(*_where(f, None, None, None, joined=False)).subquery()
+        base = select(M).where(*_where(f, None)).subquery()
     stmt = select(
         func.count().label("mentions"),
         func.count(func.distinct(base.c.author_handle)).label("authors"),
@@ -201,7 +259,7 @@ def mention_volume(
     if _needs_join(f):
         stmt = stmt.where(M.c.id.in_(_filtered_ids(f)))
     else:
-        stmt = stmt.where(*_where(f, None, None, None, joined=False))
+        stmt = stmt.where(*_where(f, None))
     stmt = stmt.group_by(bucket, M.c.source).order_by(bucket)
     import pandas as pd
 
@@ -224,13 +282,14 @@ def sentiment_volume(
     """
     import pandas as pd
 
-    frm, sent, topic, _link, cust = _joined()
+    j = _joined()
     bucket = _bucket(engine, freq).label("bucket")
+    sentiment = j.sentiment.label("sentiment")
     stmt = (
-        select(bucket, sent.c.label.label("sentiment"), func.count().label("mentions"))
-        .select_from(frm)
-        .where(sent.c.label.is_not(None), *_where(f, sent, topic, cust))
-        .group_by(bucket, sent.c.label)
+        select(bucket, sentiment, func.count().label("mentions"))
+        .select_from(j.frm)
+        .where(j.sentiment.is_not(None), *_where(f, j))
+        .group_by(bucket, sentiment)
         .order_by(bucket)
     )
     df = _frame(engine, stmt, timeout_s)
@@ -248,7 +307,7 @@ def source_counts(
     if _needs_join(f):
         stmt = stmt.where(M.c.id.in_(_filtered_ids(f)))
     else:
-        stmt = stmt.where(*_where(f, None, None, None, joined=False))
+        stmt = stmt.where(*_where(f, None))
     return _frame(engine, stmt.group_by(M.c.source).order_by(n.desc()), timeout_s)
 
 
@@ -265,12 +324,12 @@ def top_authors(
     if _needs_join(f):
         stmt = stmt.where(M.c.id.in_(_filtered_ids(f)))
     else:
-        stmt = stmt.where(*_where(f, None, None, None, joined=False))
+        stmt = stmt.where(*_where(f, None))
     stmt = stmt.group_by(M.c.author_handle).order_by(n.desc(), M.c.author_handle).limit(limit)
     return _frame(engine, stmt, timeout_s)
 
 
-def _mention_columns(sent: Any, topic: Any, link: Any) -> list[Any]:
+def _mention_columns(j: _Joined) -> list[Any]:
     return [
         M.c.id,
         M.c.source,
@@ -282,14 +341,17 @@ def _mention_columns(sent: Any, topic: Any, link: Any) -> list[Any]:
         M.c.url,
         M.c.rating,
         M.c.in_reply_to,
-        sent.c.label.label("sentiment"),
-        sent.c.score.label("sentiment_score"),
-        topic.c.label.label("topic"),
-        link.c.label.label("customer_id"),
-        link.c.score.label("link_confidence"),
-        link.c.data.label("link_evidence"),
+        j.sentiment.label("sentiment"),
+        j.sentiment_score.label("sentiment_score"),
+        j.topic.label("topic"),
+        j.link.c.label.label("customer_id"),
+        j.link.c.score.label("link_confidence"),
+        j.link.c.data.label("link_evidence"),
         literal(None).label("escalated"),
         literal(None).label("priority"),
+        j.theme_id.label("theme_id"),
+        j.intent.label("intent"),
+        j.language.label("language"),
     ]
 
 
@@ -302,11 +364,11 @@ def mentions_frame(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> pd.DataFrame:
     """The newest mentions matching ``f``, with their enrichment columns."""
-    frm, sent, topic, link, cust = _joined()
+    j = _joined()
     stmt = (
-        select(*_mention_columns(sent, topic, link))
-        .select_from(frm)
-        .where(*_where(f, sent, topic, cust))
+        select(*_mention_columns(j))
+        .select_from(j.frm)
+        .where(*_where(f, j))
         .order_by(M.c.created_at.desc(), M.c.id.desc())
         .limit(max(1, min(limit, 100_000)))
         .offset(max(0, offset))
@@ -330,13 +392,13 @@ def iter_export_rows(
     Rows are read in keyset-paginated batches (by id), so memory stays flat
     however many mentions there are.
     """
-    frm, sent, topic, link, cust = _joined()
+    j = _joined()
     last_id = 0
     while True:
         stmt = (
-            select(*_mention_columns(sent, topic, link))
-            .select_from(frm)
-            .where(M.c.id > last_id, *_where(f, sent, topic, cust))
+            select(*_mention_columns(j))
+            .select_from(j.frm)
+            .where(M.c.id > last_id, *_where(f, j))
             .order_by(M.c.id)
             .limit(batch_size)
         )

@@ -1,0 +1,146 @@
+"""The export and the dashboard queries show the labels in force.
+
+An agent's newest correction beats the model's label; a theme shows its
+user-given name (or its top terms), and a merged theme resolves to the theme
+it was merged into.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import insert
+
+from listenwell import store
+from listenwell.store.models import CorrectionRow, ThemeRow
+
+WHEN = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+
+
+def _seed(engine) -> list[int]:
+    mentions = [
+        store.Mention(
+            source="x",
+            external_id=str(i),
+            created_at=WHEN,
+            author_handle=f"@a{i}",
+            text=f"post number {i}",
+        )
+        for i in range(3)
+    ]
+    store.upsert_mentions(engine, mentions)
+    ids = sorted(store.mentions_frame(engine)["id"].tolist())
+    with engine.begin() as conn:
+        conn.execute(
+            insert(ThemeRow.__table__),
+            [
+                {
+                    "id": 10,
+                    "merged_into": None,
+                    "label": "battery / charge",
+                    "name": None,
+                    "status": "active",
+                    "origin": "cluster",
+                    "pinned": False,
+                    "size": 2,
+                    "created_at": WHEN,
+                    "updated_at": WHEN,
+                },
+                {
+                    "id": 11,
+                    "merged_into": None,
+                    "label": "delivery / late",
+                    "name": "Late deliveries",
+                    "status": "active",
+                    "origin": "cluster",
+                    "pinned": False,
+                    "size": 1,
+                    "created_at": WHEN,
+                    "updated_at": WHEN,
+                },
+                {
+                    "id": 12,
+                    "label": "shipping",
+                    "name": None,
+                    "status": "merged",
+                    "merged_into": 11,
+                    "origin": "cluster",
+                    "pinned": False,
+                    "size": 0,
+                    "created_at": WHEN,
+                    "updated_at": WHEN,
+                },
+            ],
+        )
+        results = []
+        for mid, sentiment, theme, intent in zip(
+            ids,
+            ["negative", "positive", "neutral"],
+            ["10", "12", "10"],
+            ["complaint", "praise", "question"],
+            strict=True,
+        ):
+            for stage, label in (
+                ("sentiment", sentiment),
+                ("themes", theme),
+                ("intent", intent),
+                ("language", "en"),
+            ):
+                results.append(store.EnrichmentResult(mid, stage, label, 0.9, "test-model", "1"))
+        store.upsert_enrichments(conn, results)
+    return ids
+
+
+def _export(engine, ids: list[int]) -> dict[int, dict]:
+    """Export rows keyed by mention id (external ids are "0", "1", "2" in id order)."""
+    by_external = {r["external_id"]: r for r in store.iter_export_rows(engine)}
+    return {mid: by_external[str(i)] for i, mid in enumerate(ids)}
+
+
+def _correct(engine, mention_id: int, stage: str, label: str, at: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(CorrectionRow.__table__).values(
+                mention_id=mention_id,
+                stage=stage,
+                label=label,
+                actor="agent",
+                created_at=at,
+            )
+        )
+
+
+def test_export_shows_model_labels_theme_names_and_merged_themes(engine):
+    ids = _seed(engine)
+    rows = _export(engine, ids)
+    assert [rows[i]["sentiment"] for i in ids] == ["negative", "positive", "neutral"]
+    assert [rows[i]["intent"] for i in ids] == ["complaint", "praise", "question"]
+    assert [rows[i]["language"] for i in ids] == ["en", "en", "en"]
+    # Theme 12 was merged into 11, which has a user-given name.
+    assert [rows[i]["topic"] for i in ids] == [
+        "battery / charge",
+        "Late deliveries",
+        "battery / charge",
+    ]
+    assert [int(rows[i]["theme_id"]) for i in ids] == [10, 11, 10]
+
+
+def test_newest_correction_wins_in_export_filters_and_charts(engine):
+    ids = _seed(engine)
+    _correct(engine, ids[0], "sentiment", "neutral", WHEN)
+    _correct(engine, ids[0], "sentiment", "positive", WHEN.replace(hour=10))
+    _correct(engine, ids[2], "themes", "11", WHEN)
+    _correct(engine, ids[1], "intent", "feature_request", WHEN)
+    rows = _export(engine, ids)
+    assert rows[ids[0]]["sentiment"] == "positive"
+    assert rows[ids[2]]["topic"] == "Late deliveries"
+    assert rows[ids[1]]["intent"] == "feature_request"
+    positive = store.mentions_frame(engine, store.MentionFilter(sentiments=("positive",)))
+    assert sorted(positive["id"].tolist()) == [ids[0], ids[1]]
+    late = store.mentions_frame(engine, store.MentionFilter(topics=("Late deliveries",)))
+    assert sorted(late["id"].tolist()) == [ids[1], ids[2]]
+    volume = store.sentiment_volume(engine)
+    assert dict(zip(volume["sentiment"], volume["mentions"], strict=True)) == {
+        "positive": 2,
+        "neutral": 1,
+    }
