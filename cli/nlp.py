@@ -20,6 +20,26 @@ def _options(ctx: typer.Context) -> Any:
     return NlpOptions.from_settings(state_of(ctx).settings)
 
 
+def run_with_progress(pipeline: Any, engine: Any, *, redo: str | None = None) -> Any:
+    """Run (or redo one stage of) a pipeline with one progress bar per phase on stderr.
+
+    Returns:
+        The pipeline's :class:`~listenwell.nlp.pipeline.EnrichReport`.
+    """
+    with progress("enriching") as prog:
+        tasks = []
+        for names, pending in pipeline.pending_by_phase(engine):
+            label = ", ".join(names) if names else "embeddings"
+            tasks.append(prog.add_task(label, total=pending if redo is None else None))
+
+        def advance(batch: Any) -> None:
+            prog.advance(tasks[min(batch.phase, len(tasks) - 1)], batch.mentions)
+
+        if redo is None:
+            return pipeline.run(engine, on_batch=advance)
+        return pipeline.redo(engine, redo, on_batch=advance)
+
+
 def enrich(
     ctx: typer.Context,
     redo: Annotated[
@@ -55,17 +75,7 @@ def enrich(
         options = replace(options, batch_size=batch_size)
     try:
         pipeline = build_pipeline(options)
-        total = pipeline.pending(engine) if redo is None else None
-        with progress("enriching") as prog:
-            task = prog.add_task("mentions", total=total)
-
-            def advance(batch: Any) -> None:
-                prog.advance(task, batch.mentions)
-
-            if redo is None:
-                report = pipeline.run(engine, on_batch=advance)
-            else:
-                report = pipeline.redo(engine, redo, on_batch=advance)
+        report = run_with_progress(pipeline, engine, redo=redo)
     except NlpError as exc:
         raise CliError(str(exc)) from None
     if as_json:

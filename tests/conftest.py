@@ -139,8 +139,11 @@ def shared_data():
 
 
 @contextmanager
-def _running_demo(folder: Path) -> Iterator[str]:
-    """Run `listenwell demo --dir FOLDER` on a free port; yield its base URL once it is healthy."""
+def _running_demo(folder: Path, *, enrich: bool = False) -> Iterator[str]:
+    """Run `listenwell demo --dir FOLDER` on a free port; yield its base URL once it is healthy.
+
+    With ``enrich`` the demo runs the NLP stages (the packaged models) before serving.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -148,9 +151,10 @@ def _running_demo(folder: Path) -> Iterator[str]:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "demo.log"
     cmd = [str(exe), "demo", "--dir", str(folder / "demo"), "--port", str(port)]
+    cmd.append("--enrich" if enrich else "--no-enrich")
     with log.open("w") as out, subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT) as proc:
         try:
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + (600 if enrich else 90)
             while True:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("the demo dashboard did not start: " + log.read_text()[-2000:])
@@ -172,5 +176,6 @@ def _running_demo(folder: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def running_demo() -> Callable[[Path], AbstractContextManager[str]]:
-    """``with running_demo(folder) as url:`` the demo dashboard, served by the real command."""
+    """``with running_demo(folder, enrich=False) as url:`` the demo dashboard, served by the
+    real command."""
     return _running_demo

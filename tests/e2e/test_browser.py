@@ -35,8 +35,8 @@ def _need(what: str | None, reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory, running_demo) -> Iterator[str]:
-    """The demo dashboard served by `listenwell demo` on a free port."""
-    with running_demo(tmp_path_factory.mktemp("e2e")) as url:
+    """The demo dashboard served by `listenwell demo`, enriched by the real models."""
+    with running_demo(tmp_path_factory.mktemp("e2e"), enrich=True) as url:
         yield url
 
 
