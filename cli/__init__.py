@@ -100,9 +100,9 @@ def state_of(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from . import collect, corrections, customers, db, demo, io, nlp, themes
+    from . import collect, corrections, customers, db, demo, escalations, inbox, io, nlp, themes
 
-    for module in (db, io, collect, nlp, customers, themes, corrections, demo):
+    for module in (db, io, collect, nlp, customers, themes, corrections, inbox, escalations, demo):
         module.register(app)
 
 

@@ -35,14 +35,21 @@ __all__ = [
     "AuditRow",
     "Base",
     "CalibrationRow",
+    "ConversationNoteRow",
+    "ConversationRow",
     "CorrectionRow",
     "CursorRow",
     "CustomerRow",
     "EnrichmentRow",
+    "EscalationEventRow",
     "HandleRow",
     "LinkDecisionRow",
     "MentionRow",
     "QuarantineRow",
+    "ReplyRow",
+    "RuleSetRow",
+    "SegmentRow",
+    "SurveyRow",
     "ThemeEventRow",
     "ThemeRow",
     "UTCDateTime",
@@ -331,3 +338,162 @@ class CalibrationRow(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSONType)
     n_corrections: Mapped[int] = mapped_column(Integer)
     fitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConversationRow(Base):
+    """The inbox item of one mention: status, assignee, tags, priority, escalation and SLA clock.
+
+    ``version`` is the optimistic lock: every change must name the version it
+    read and bumps it; a change made on an out-of-date version is refused.
+    """
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('new', 'open', 'pending', 'resolved', 'closed')", name="status_known"
+        ),
+        CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="priority_known"),
+        Index("ix_conversations_status_priority", "status", "priority"),
+        Index("ix_conversations_escalated_status", "escalated", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mention_id: Mapped[int] = mapped_column(
+        ForeignKey("mentions.id", ondelete="CASCADE"), unique=True
+    )
+    customer_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    tags: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    priority: Mapped[str] = mapped_column(String(20), default="normal")
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 0 none, 1 raised priority, 2 supervisor, 3 manager (automatic upgrades climb this).
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # Why it escalated: the rules that fired and each condition's contribution.
+    escalation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    rule_version: Mapped[int | None] = mapped_column(Integer)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Business seconds spent pending on the customer; the SLA clock does not run then.
+    paused_s: Mapped[float] = mapped_column(Float, default=0.0)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class ConversationNoteRow(Base):
+    """An internal note on a conversation (never sent to the customer)."""
+
+    __tablename__ = "conversation_notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    author: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReplyRow(Base):
+    """A reply to a conversation: a draft, on its way, sent (with the platform's id) or failed."""
+
+    __tablename__ = "replies"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'sending', 'sent', 'failed')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="draft", index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    platform: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    template: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EscalationEventRow(Base):
+    """One step of a conversation's escalation history: escalated, upgraded, reminded, breached."""
+
+    __tablename__ = "escalation_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    from_level: Mapped[int | None] = mapped_column(Integer)
+    to_level: Mapped[int | None] = mapped_column(Integer)
+    priority: Mapped[str | None] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200), default="system")
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class RuleSetRow(Base):
+    """One saved version of the escalation rules and SLA policies (YAML); the newest is in force."""
+
+    __tablename__ = "rule_sets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class SurveyRow(Base):
+    """One CSAT or NPS answer, linked to a customer and the conversation it rates where known."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        CheckConstraint("kind IN ('csat', 'nps')", name="kind_known"),
+        CheckConstraint(
+            "(kind = 'csat' AND score BETWEEN 1 AND 5) "
+            "OR (kind = 'nps' AND score BETWEEN 0 AND 10)",
+            name="score_range",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    customer_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SegmentRow(Base):
+    """A rule-based customer segment (its definition is evaluated by queries, not stored lists)."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

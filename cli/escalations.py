@@ -1,0 +1,9 @@
+"""Placeholder until the escalations commands land; owned by the engineer building them."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the main app (none yet)."""
