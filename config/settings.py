@@ -236,6 +236,32 @@ class NlpSettings(_Section):
         description="Compute and store one MiniLM embedding per mention (reused by themes, "
         "intent and linking).",
     )
+    intent_model: Literal["prototypes", "off"] = Field(
+        default="prototypes",
+        description="Intent stage (complaint, question, praise, feature_request, other): "
+        "prototypes (few-shot prototypes over the embeddings plus rules) or off.",
+    )
+    language_model: Literal["langid", "off"] = Field(
+        default="langid",
+        description="Language stage: langid (py3langid, shipped in its package) or off.",
+    )
+    languages: list[str] | None = Field(
+        default=None,
+        description="Only choose among these language codes, e.g. [en, de, fr]; empty means "
+        "all the languages py3langid knows.",
+    )
+    language_min_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Below this language probability the language is 'und' (undetermined).",
+    )
+    language_min_letters: int = Field(
+        default=3,
+        ge=0,
+        description="Texts with fewer letters than this, once links, handles, tags and emoji "
+        "are removed, get language 'und'.",
+    )
 
 
 def default_data_dir() -> Path:

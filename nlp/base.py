@@ -166,6 +166,8 @@ StageFactory = Callable[..., Stage]
 REGISTRY: dict[str, StageFactory | str] = {
     "sentiment.finetuned": "listenwell.nlp.sentiment:FinetunedSentiment",
     "sentiment.vader": "listenwell.nlp.sentiment:VaderSentiment",
+    "intent.prototypes": "listenwell.nlp.intent:PrototypeIntent",
+    "language.langid": "listenwell.nlp.language:LangidLanguage",
 }
 """Stage factories by name: a callable, or ``"module:attribute"`` imported on first use.
 

@@ -27,6 +27,11 @@ class NlpOptions:
         sentiment_model_dir: The fine-tuned artefact's folder; ``None`` means
             the one shipped in ``nlp/models/sentiment``.
         embeddings: Compute and store an embedding for every mention.
+        intent_model: ``prototypes`` or ``off``.
+        language_model: ``langid`` or ``off``.
+        languages: Language codes the language stage may choose from (``None``: all).
+        language_min_confidence: Below this probability the language is ``und``.
+        language_min_letters: Fewer letters than this gives ``und``.
     """
 
     batch_size: int = 256
@@ -35,6 +40,11 @@ class NlpOptions:
     sentiment_model: str = "finetuned"
     sentiment_model_dir: Path | None = None
     embeddings: bool = True
+    intent_model: str = "prototypes"
+    language_model: str = "langid"
+    languages: tuple[str, ...] | None = None
+    language_min_confidence: float = 0.5
+    language_min_letters: int = 3
 
     @classmethod
     def from_settings(cls, settings: Any) -> NlpOptions:
@@ -46,6 +56,8 @@ class NlpOptions:
         for f in fields(cls):
             if hasattr(section, f.name):
                 values[f.name] = getattr(section, f.name)
+        if values.get("languages") is not None:
+            values["languages"] = tuple(values["languages"])
         if values.get("sentiment_model_dir") is not None:
             values["sentiment_model_dir"] = Path(values["sentiment_model_dir"])
         return cls(**values)

@@ -320,7 +320,10 @@ class Pipeline:
 
 
 def build_pipeline(options: NlpOptions | None = None) -> Pipeline:
-    """The pipeline the settings describe: the embedder and the chosen sentiment stage.
+    """The pipeline the settings describe: the embedder and every stage that is not off.
+
+    Stages: language, sentiment, intent, customer links and themes (phase 1).
+    Intent and themes need the embeddings; with ``embeddings: false`` they are off.
 
     Raises:
         UnknownStageError: ``sentiment_model`` names no registered stage.
@@ -329,10 +332,25 @@ def build_pipeline(options: NlpOptions | None = None) -> Pipeline:
     """
     options = options or NlpOptions()
     embedder = Embedder(threads=options.threads) if options.embeddings else None
-    sentiment = create_stage(
-        f"sentiment.{options.sentiment_model}",
-        model_dir=options.sentiment_model_dir,
-        low_confidence=options.low_confidence,
-        threads=options.threads,
-    )
-    return Pipeline([sentiment], embedder=embedder, batch_size=options.batch_size)
+    stages: list[Stage] = [
+        create_stage(
+            f"language.{options.language_model}",
+            languages=options.languages,
+            min_confidence=options.language_min_confidence,
+            min_letters=options.language_min_letters,
+        ),
+        create_stage(
+            f"sentiment.{options.sentiment_model}",
+            model_dir=options.sentiment_model_dir,
+            low_confidence=options.low_confidence,
+            threads=options.threads,
+        ),
+    ]
+    if embedder is not None:
+        # These read the stored vectors; without embeddings they are off.
+        stages.append(
+            create_stage(
+                f"intent.{options.intent_model}", embedder=embedder, threads=options.threads
+            )
+        )
+    return Pipeline(stages, embedder=embedder, batch_size=options.batch_size)

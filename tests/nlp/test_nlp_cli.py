@@ -40,7 +40,10 @@ def test_enrich_then_nothing_left_then_redo(cfg, capsys, engine, texts, sentimen
     assert code == 0, err
     first = json.loads(out)
     n = len(texts)
-    assert first == {"mentions": n, "embedded": n, "batches": 3, "results": {"sentiment": n}}
+    assert (first["mentions"], first["embedded"]) == (n, n)
+    # Every running stage labelled every mention once.
+    assert {"language", "sentiment", "intent"} <= set(first["results"])
+    assert set(first["results"].values()) == {n}
     results = store.read_enrichments(engine, "sentiment")
     assert len(results) == n
     assert {r.model_name for r in results.values()} == {sentiment_model.name}
@@ -61,10 +64,10 @@ def test_enrich_then_nothing_left_then_redo(cfg, capsys, engine, texts, sentimen
 
 
 def test_enrich_redo_unknown_stage_is_a_one_line_error(cfg, capsys):
-    code, out, err = run(capsys, "--config", cfg, "enrich", "--redo", "themes")
+    code, out, err = run(capsys, "--config", cfg, "enrich", "--redo", "topics")
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1
-    assert "no running stage is called 'themes'" in err
+    assert "no running stage is called 'topics'" in err
 
 
 def test_enrich_refuses_an_unmigrated_database(tmp_path, capsys):
