@@ -1,0 +1,682 @@
+"""Feedback themes: the ``themes`` and ``theme_events`` tables, and what the dashboard reads.
+
+A theme's id is stable. Refits and user actions change a theme's row in place
+(``label``, ``terms``, ``centroid``, ``status``) and append one
+``theme_events`` row per step, so the history of merges, splits, renames and
+pins can be read back (:func:`theme_events`). Which theme a mention belongs to
+is the ``themes`` stage's enrichment: ``label`` is the theme id as text,
+``score`` the cosine similarity to the theme's centroid (``label`` is ``NULL``
+for an unthemed mention).
+
+The clustering itself lives in :mod:`listenwell.nlp.themes`; this module only
+reads and writes rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, Engine, Table, and_, delete, func, insert, select, update
+from sqlalchemy.orm import aliased
+
+from .embeddings import EMBEDDING_DTYPE
+from .embeddings import embeddings as _embeddings
+from .enrich import EnrichmentResult, upsert_enrichments
+from .errors import NotFoundError
+from .models import EnrichmentRow, MentionRow, ThemeEventRow, ThemeRow, utcnow
+
+__all__ = [
+    "SENTIMENTS",
+    "THEME_STAGE",
+    "NewTheme",
+    "Quote",
+    "Theme",
+    "ThemeDetail",
+    "ThemeEvent",
+    "ThemeSummary",
+    "embedding_matrix",
+    "get_theme",
+    "insert_theme",
+    "latest_fit_id",
+    "load_themes",
+    "mention_texts",
+    "record_theme_event",
+    "replace_assignments",
+    "theme_detail",
+    "theme_events",
+    "theme_members",
+    "theme_summaries",
+    "update_theme",
+]
+
+THEME_STAGE = "themes"
+"""The enrichment stage that holds each mention's theme."""
+
+SENTIMENTS = ("negative", "neutral", "positive")
+"""The sentiment labels a theme summary counts."""
+
+_themes = cast(Table, ThemeRow.__table__)
+_events = cast(Table, ThemeEventRow.__table__)
+_mentions = cast(Table, MentionRow.__table__)
+_enrichments = cast(Table, EnrichmentRow.__table__)
+
+_UPDATABLE = frozenset(
+    {
+        "label",
+        "name",
+        "terms",
+        "origin",
+        "status",
+        "pinned",
+        "merged_into",
+        "centroid",
+        "size",
+        "examples",
+        "fit_id",
+    }
+)
+_STATUSES = frozenset({"active", "merged", "retired"})
+
+
+@dataclass(frozen=True, slots=True)
+class Theme:
+    """One stored theme.
+
+    Attributes:
+        id: Stable id; refits keep it for the theme they continue.
+        label: The automatic label (its top terms).
+        name: What a user called it, or ``None``.
+        terms: ``(term, weight)`` pairs, best first (class-based TF-IDF).
+        origin: ``cluster``, ``user``, ``merge`` or ``split``.
+        status: ``active``, ``merged`` or ``retired``.
+        pinned: A refit never merges, retires or relabels a pinned theme.
+        merged_into: The survivor, for a merged theme.
+        centroid: The unit-length mean embedding of its mentions.
+        size: Mentions assigned to it when it was last fitted or assigned.
+        examples: Mention ids a user gave to define it.
+        fit_id: The fit that last set its centroid and terms.
+        created_at: When it was created.
+        updated_at: When it last changed.
+    """
+
+    id: int
+    label: str
+    name: str | None
+    terms: list[tuple[str, float]]
+    origin: str
+    status: str
+    pinned: bool
+    merged_into: int | None
+    centroid: npt.NDArray[np.float32] | None
+    size: int
+    examples: list[int]
+    fit_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def title(self) -> str:
+        """The user's name where set, else the automatic label."""
+        return self.name or self.label
+
+
+@dataclass(frozen=True, slots=True)
+class NewTheme:
+    """A theme to insert (:func:`insert_theme`)."""
+
+    label: str
+    centroid: npt.NDArray[np.float32] | None
+    terms: Sequence[tuple[str, float]] = ()
+    origin: str = "cluster"
+    size: int = 0
+    fit_id: str | None = None
+    name: str | None = None
+    pinned: bool = False
+    examples: Sequence[int] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeEvent:
+    """One step of the themes' history."""
+
+    id: int
+    at: datetime
+    kind: str
+    actor: str
+    fit_id: str | None
+    from_ids: list[int]
+    to_ids: list[int]
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeSummary:
+    """A theme with its live counts, for lists and the dashboard.
+
+    Attributes:
+        theme: The stored theme.
+        mentions: How many mentions are assigned to it now.
+        sentiment: Mentions per sentiment label (``negative``, ``neutral``,
+            ``positive``; mentions without a sentiment are not counted).
+    """
+
+    theme: Theme
+    mentions: int
+    sentiment: dict[str, int]
+
+    @property
+    def negative_share(self) -> float | None:
+        """The share of its sentiment-labelled mentions that are negative."""
+        total = sum(self.sentiment.values())
+        return self.sentiment.get("negative", 0) / total if total else None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A representative mention of a theme: one of those nearest its centroid."""
+
+    mention_id: int
+    text: str
+    similarity: float | None
+    sentiment: str | None
+    created_at: datetime
+    source: str
+    author_handle: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeDetail:
+    """Everything ``listenwell themes show`` prints about one theme.
+
+    Attributes:
+        summary: The theme and its live counts.
+        quotes: Representative mentions, nearest the centroid first.
+        trend: ``(week starting Monday, mentions)``, oldest first.
+        merged: Themes that were merged into this one.
+    """
+
+    summary: ThemeSummary
+    quotes: list[Quote]
+    trend: list[tuple[date, int]] = field(default_factory=list)
+    merged: list[int] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _reading(conn: Connection | Engine) -> Iterator[Connection]:
+    if isinstance(conn, Engine):
+        with conn.connect() as c:
+            yield c
+    else:
+        yield conn
+
+
+@contextmanager
+def _writing(conn: Connection | Engine) -> Iterator[Connection]:
+    if isinstance(conn, Engine):
+        with conn.begin() as c:
+            yield c
+    else:
+        yield conn
+
+
+def _vector_bytes(vector: npt.ArrayLike | None) -> bytes | None:
+    if vector is None:
+        return None
+    arr = np.asarray(vector, dtype=EMBEDDING_DTYPE)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"a centroid must be a non-empty 1-d vector, got shape {arr.shape}")
+    return arr.tobytes()
+
+
+def _vector(data: bytes | None) -> npt.NDArray[np.float32] | None:
+    if data is None:
+        return None
+    return np.frombuffer(data, dtype=EMBEDDING_DTYPE).astype(np.float32)
+
+
+def _terms(raw: Any) -> list[tuple[str, float]]:
+    return [(str(t), float(w)) for t, w in (raw or [])]
+
+
+def _theme(row: Any) -> Theme:
+    return Theme(
+        id=int(row.id),
+        label=row.label,
+        name=row.name,
+        terms=_terms(row.terms),
+        origin=row.origin,
+        status=row.status,
+        pinned=bool(row.pinned),
+        merged_into=row.merged_into,
+        centroid=_vector(row.centroid),
+        size=int(row.size or 0),
+        examples=[int(i) for i in (row.examples or [])],
+        fit_id=row.fit_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+# --------------------------------------------------------------------------- themes
+
+
+def load_themes(
+    conn: Connection | Engine, *, statuses: Collection[str] | None = ("active",)
+) -> list[Theme]:
+    """The stored themes with one of ``statuses`` (``None``: all), by id."""
+    stmt = select(_themes).order_by(_themes.c.id)
+    if statuses is not None:
+        stmt = stmt.where(_themes.c.status.in_(list(statuses)))
+    with _reading(conn) as c:
+        return [_theme(r) for r in c.execute(stmt)]
+
+
+def get_theme(conn: Connection | Engine, theme_id: int) -> Theme:
+    """One theme, whatever its status.
+
+    Raises:
+        NotFoundError: There is no theme ``theme_id``.
+    """
+    with _reading(conn) as c:
+        row = c.execute(select(_themes).where(_themes.c.id == int(theme_id))).one_or_none()
+    if row is None:
+        raise NotFoundError(f"there is no theme {theme_id}")
+    return _theme(row)
+
+
+def insert_theme(conn: Connection | Engine, theme: NewTheme) -> int:
+    """Store a new active theme and return its id."""
+    now = utcnow()
+    values = {
+        "label": theme.label[:300],
+        "name": theme.name,
+        "terms": [[t, float(w)] for t, w in theme.terms],
+        "origin": theme.origin,
+        "status": "active",
+        "pinned": theme.pinned,
+        "centroid": _vector_bytes(theme.centroid),
+        "size": int(theme.size),
+        "examples": [int(i) for i in theme.examples] or None,
+        "fit_id": theme.fit_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with _writing(conn) as c:
+        pk = c.execute(insert(_themes).values(**values)).inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def update_theme(conn: Connection | Engine, theme_id: int, changes: Mapping[str, Any]) -> None:
+    """Change some columns of one theme and stamp ``updated_at``.
+
+    Args:
+        conn: A connection in a transaction, or an engine.
+        theme_id: The theme.
+        changes: Column values: ``label``, ``name``, ``terms`` (``(term,
+            weight)`` pairs), ``origin``, ``status``, ``pinned``,
+            ``merged_into``, ``centroid`` (a vector), ``size``, ``examples``,
+            ``fit_id``.
+
+    Raises:
+        ValueError: An unknown column or status.
+        NotFoundError: There is no theme ``theme_id``.
+    """
+    unknown = set(changes) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"cannot update theme column(s): {', '.join(sorted(unknown))}")
+    values = dict(changes)
+    if "status" in values and values["status"] not in _STATUSES:
+        raise ValueError(f"unknown theme status {values['status']!r}")
+    if "centroid" in values:
+        values["centroid"] = _vector_bytes(values["centroid"])
+    if "terms" in values:
+        values["terms"] = [[t, float(w)] for t, w in values["terms"]]
+    if "label" in values:
+        values["label"] = str(values["label"])[:300]
+    values["updated_at"] = utcnow()
+    with _writing(conn) as c:
+        done = c.execute(update(_themes).where(_themes.c.id == int(theme_id)).values(**values))
+        if done.rowcount == 0:
+            raise NotFoundError(f"there is no theme {theme_id}")
+
+
+# --------------------------------------------------------------------------- events
+
+
+def record_theme_event(
+    conn: Connection | Engine,
+    kind: str,
+    *,
+    actor: str = "system",
+    fit_id: str | None = None,
+    from_ids: Iterable[int] = (),
+    to_ids: Iterable[int] = (),
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Append one step to the themes' history.
+
+    Args:
+        conn: A connection in a transaction, or an engine.
+        kind: ``fit``, ``refit``, ``keep``, ``split``, ``merge``, ``new``,
+            ``retire``, ``name``, ``pin``, ``unpin`` or ``define``.
+        actor: Who did it (``system`` for automatic fits).
+        fit_id: The fit it belongs to, if any.
+        from_ids: The themes it started from.
+        to_ids: The themes it led to.
+        detail: Anything else worth keeping (JSON values).
+    """
+    values = {
+        "at": utcnow(),
+        "kind": kind,
+        "actor": actor,
+        "fit_id": fit_id,
+        "from_ids": [int(i) for i in from_ids],
+        "to_ids": [int(i) for i in to_ids],
+        "detail": dict(detail) if detail else None,
+    }
+    with _writing(conn) as c:
+        c.execute(insert(_events).values(**values))
+
+
+def theme_events(
+    conn: Connection | Engine, *, theme_id: int | None = None, limit: int | None = 200
+) -> list[ThemeEvent]:
+    """The themes' history, oldest first (the last ``limit`` steps).
+
+    Args:
+        conn: A connection or an engine.
+        theme_id: Only steps that started from or led to this theme.
+        limit: At most this many steps (``None``: all).
+    """
+    stmt = select(_events).order_by(_events.c.id.desc())
+    with _reading(conn) as c:
+        rows = c.execute(stmt).all()
+    out = [
+        ThemeEvent(
+            id=int(r.id),
+            at=r.at,
+            kind=r.kind,
+            actor=r.actor,
+            fit_id=r.fit_id,
+            from_ids=[int(i) for i in (r.from_ids or [])],
+            to_ids=[int(i) for i in (r.to_ids or [])],
+            detail=dict(r.detail or {}),
+        )
+        for r in rows
+    ]
+    if theme_id is not None:
+        out = [e for e in out if theme_id in e.from_ids or theme_id in e.to_ids]
+    if limit is not None:
+        out = out[:limit]
+    return out[::-1]
+
+
+def latest_fit_id(conn: Connection | Engine) -> str | None:
+    """The id of the most recent fit or refit, or ``None`` before the first."""
+    stmt = (
+        select(_events.c.fit_id)
+        .where(_events.c.kind.in_(["fit", "refit"]))
+        .order_by(_events.c.id.desc())
+        .limit(1)
+    )
+    with _reading(conn) as c:
+        value = c.execute(stmt).scalar_one_or_none()
+    return None if value is None else str(value)
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def embedding_matrix(
+    conn: Connection | Engine,
+    mention_ids: Collection[int] | None = None,
+    *,
+    batch_size: int = 5000,
+) -> tuple[list[int], npt.NDArray[np.float32]]:
+    """Stored vectors as one matrix, read in id order in keyset-paginated batches.
+
+    Args:
+        conn: A connection or an engine.
+        mention_ids: Only these mentions (``None``: every mention with a vector).
+        batch_size: Rows per query.
+
+    Returns:
+        ``(mention ids, (n, dim) float32 array)``, rows in id order. Vectors of
+        another dimension than the first one read are skipped.
+    """
+    wanted = None if mention_ids is None else sorted({int(i) for i in mention_ids})
+    ids: list[int] = []
+    rows: list[npt.NDArray[np.float32]] = []
+    dim: int | None = None
+    with _reading(conn) as c:
+        if wanted is not None:
+            chunks: Iterable[Any] = (
+                c.execute(
+                    select(_embeddings.c.mention_id, _embeddings.c.dim, _embeddings.c.vector)
+                    .where(_embeddings.c.mention_id.in_(wanted[i : i + batch_size]))
+                    .order_by(_embeddings.c.mention_id)
+                ).all()
+                for i in range(0, len(wanted), batch_size)
+            )
+        else:
+            chunks = _keyset(c, batch_size)
+        for chunk in chunks:
+            for mid, d, data in chunk:
+                if dim is None:
+                    dim = int(d)
+                if int(d) != dim:
+                    continue
+                ids.append(int(mid))
+                rows.append(np.frombuffer(data, dtype=EMBEDDING_DTYPE))
+    if not rows:
+        return [], np.zeros((0, dim or 0), dtype=np.float32)
+    return ids, np.vstack(rows).astype(np.float32)
+
+
+def _keyset(c: Connection, batch_size: int) -> Iterator[Sequence[Any]]:
+    after = 0
+    while True:
+        chunk = c.execute(
+            select(_embeddings.c.mention_id, _embeddings.c.dim, _embeddings.c.vector)
+            .where(_embeddings.c.mention_id > after)
+            .order_by(_embeddings.c.mention_id)
+            .limit(batch_size)
+        ).all()
+        if not chunk:
+            return
+        yield chunk
+        after = int(chunk[-1][0])
+
+
+def mention_texts(
+    conn: Connection | Engine, mention_ids: Iterable[int], *, batch_size: int = 5000
+) -> dict[int, str]:
+    """The texts of these mentions, keyed by id; unknown ids are left out."""
+    ids = sorted({int(i) for i in mention_ids})
+    out: dict[int, str] = {}
+    with _reading(conn) as c:
+        for i in range(0, len(ids), batch_size):
+            stmt = select(_mentions.c.id, _mentions.c.text).where(
+                _mentions.c.id.in_(ids[i : i + batch_size])
+            )
+            out.update({int(mid): str(text) for mid, text in c.execute(stmt)})
+    return out
+
+
+# --------------------------------------------------------------------------- assignments
+
+
+def theme_members(conn: Connection | Engine) -> dict[int, set[int]]:
+    """The mentions assigned to each theme (from the ``themes`` enrichments)."""
+    stmt = select(_enrichments.c.label, _enrichments.c.mention_id).where(
+        _enrichments.c.stage == THEME_STAGE, _enrichments.c.label.is_not(None)
+    )
+    out: dict[int, set[int]] = {}
+    with _reading(conn) as c:
+        for label, mid in c.execute(stmt):
+            try:
+                theme = int(label)
+            except (TypeError, ValueError):
+                continue
+            out.setdefault(theme, set()).add(int(mid))
+    return out
+
+
+def replace_assignments(conn: Connection | Engine, results: Iterable[EnrichmentResult]) -> int:
+    """Delete every ``themes`` enrichment and write ``results`` instead (one transaction).
+
+    Returns:
+        How many results were written.
+
+    Raises:
+        ValueError: A result is not of the ``themes`` stage.
+    """
+    rows = list(results)
+    for r in rows:
+        if r.stage != THEME_STAGE:
+            raise ValueError(f"expected {THEME_STAGE!r} results, got stage {r.stage!r}")
+    with _writing(conn) as c:
+        c.execute(delete(_enrichments).where(_enrichments.c.stage == THEME_STAGE))
+        written = 0
+        for i in range(0, len(rows), 5000):
+            written += upsert_enrichments(c, rows[i : i + 5000])
+    return written
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _sentiment_mix(c: Connection, theme_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    t = aliased(_enrichments, name="t")
+    s = aliased(_enrichments, name="s")
+    stmt = (
+        select(t.c.label, s.c.label, func.count())
+        .select_from(t.join(s, and_(s.c.mention_id == t.c.mention_id, s.c.stage == "sentiment")))
+        .where(t.c.stage == THEME_STAGE, t.c.label.in_([str(i) for i in theme_ids]))
+        .group_by(t.c.label, s.c.label)
+    )
+    out: dict[int, dict[str, int]] = {i: dict.fromkeys(SENTIMENTS, 0) for i in theme_ids}
+    for theme, sentiment, n in c.execute(stmt):
+        if sentiment in SENTIMENTS:
+            out[int(theme)][sentiment] = int(n)
+    return out
+
+
+def _live_sizes(c: Connection, theme_ids: Sequence[int]) -> dict[int, int]:
+    stmt = (
+        select(_enrichments.c.label, func.count())
+        .where(
+            _enrichments.c.stage == THEME_STAGE,
+            _enrichments.c.label.in_([str(i) for i in theme_ids]),
+        )
+        .group_by(_enrichments.c.label)
+    )
+    sizes = dict.fromkeys(theme_ids, 0)
+    for label, n in c.execute(stmt):
+        sizes[int(label)] = int(n)
+    return sizes
+
+
+def theme_summaries(
+    conn: Connection | Engine, *, statuses: Collection[str] | None = ("active",)
+) -> list[ThemeSummary]:
+    """Themes with their live mention counts and sentiment mix, largest first."""
+    with _reading(conn) as c:
+        themes = load_themes(c, statuses=statuses)
+        ids = [t.id for t in themes]
+        sizes = _live_sizes(c, ids) if ids else {}
+        mix = _sentiment_mix(c, ids) if ids else {}
+    out = [ThemeSummary(theme=t, mentions=sizes[t.id], sentiment=mix[t.id]) for t in themes]
+    out.sort(key=lambda s: (-s.mentions, s.theme.id))
+    return out
+
+
+def _week(value: datetime) -> date:
+    day = value.date()
+    return day - timedelta(days=day.weekday())
+
+
+def theme_detail(conn: Connection | Engine, theme_id: int, *, quotes: int = 3) -> ThemeDetail:
+    """One theme's summary, representative quotes and weekly trend.
+
+    Quotes are the assigned mentions nearest the theme's centroid (highest
+    ``themes`` score); identical texts (retweets, copies) are shown once.
+
+    Raises:
+        NotFoundError: There is no theme ``theme_id``.
+    """
+    sent = aliased(_enrichments, name="sent")
+    t = aliased(_enrichments, name="t")
+    label = str(int(theme_id))
+    with _reading(conn) as c:
+        theme = get_theme(c, theme_id)
+        size = _live_sizes(c, [theme.id])[theme.id]
+        mix = _sentiment_mix(c, [theme.id])[theme.id]
+        stmt = (
+            select(
+                _mentions.c.id,
+                _mentions.c.text,
+                _mentions.c.created_at,
+                _mentions.c.source,
+                _mentions.c.author_handle,
+                t.c.score,
+                sent.c.label.label("sentiment"),
+            )
+            .select_from(
+                t.join(_mentions, _mentions.c.id == t.c.mention_id).outerjoin(
+                    sent, and_(sent.c.mention_id == t.c.mention_id, sent.c.stage == "sentiment")
+                )
+            )
+            .where(t.c.stage == THEME_STAGE, t.c.label == label)
+            .order_by(t.c.score.desc(), _mentions.c.id)
+            .limit(max(quotes, 0) * 5 + 5)
+        )
+        picked: list[Quote] = []
+        seen: set[str] = set()
+        for r in c.execute(stmt):
+            key = " ".join(str(r.text).lower().split())
+            if key in seen:
+                continue
+            seen.add(key)
+            picked.append(
+                Quote(
+                    mention_id=int(r.id),
+                    text=str(r.text),
+                    similarity=None if r.score is None else float(r.score),
+                    sentiment=r.sentiment,
+                    created_at=r.created_at,
+                    source=r.source,
+                    author_handle=r.author_handle,
+                )
+            )
+            if len(picked) >= quotes:
+                break
+        weeks: dict[date, int] = {}
+        created = select(_mentions.c.created_at).select_from(
+            t.join(_mentions, _mentions.c.id == t.c.mention_id)
+        )
+        for (at,) in c.execute(created.where(t.c.stage == THEME_STAGE, t.c.label == label)):
+            week = _week(at)
+            weeks[week] = weeks.get(week, 0) + 1
+        merged = [
+            int(i)
+            for i in c.execute(
+                select(_themes.c.id).where(_themes.c.merged_into == theme.id).order_by(_themes.c.id)
+            ).scalars()
+        ]
+    return ThemeDetail(
+        summary=ThemeSummary(theme=theme, mentions=size, sentiment=mix),
+        quotes=picked,
+        trend=sorted(weeks.items()),
+        merged=merged,
+    )
