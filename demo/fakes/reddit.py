@@ -5,6 +5,14 @@
 * ``GET /r/<subs>/search`` and ``GET /r/<subs>/comments``: Listings, newest
   first, paged by ``after=<fullname>`` and ``limit`` (capped at 100). A
   request without the bearer token gets 401 *with* ``www-authenticate``.
+* ``POST /api/comment``: a reply, as praw's ``Comment.reply``/``Submission.reply``
+  send it (form fields ``thing_id``, ``text``, ``api_type=json``). It needs a
+  *user* token, got with the password grant (a script app's ``username`` and
+  ``password``) or the refresh-token grant, as on Reddit; the app-only token
+  gets 403. Accepted replies are kept in :attr:`FakeReddit.posted` and answered
+  ``{"json": {"errors": [], "data": {"things": [<t1 comment>]}}}``; Reddit's
+  refusals (locked thread, rate limit, deleted parent) come as ``json.errors``
+  with status 200, and :meth:`FakeReddit.fail_next_reply` queues them.
 * Every answer carries ``x-ratelimit-*`` headers that cause no pacing.
 """
 
@@ -13,15 +21,40 @@ from __future__ import annotations
 import base64
 import random
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
-from .server import FakeServer, Reply, Request
+from .server import FakeServer, Reply, Request, fault
 
-__all__ = ["FakeReddit"]
+__all__ = ["REPLY_FAULTS", "FakeReddit"]
 
 TOKEN = "fake-reddit-token"
+USER_TOKEN = "fake-reddit-user-token"
+_THING = re.compile(r"t[13]_[0-9a-z]+")
+
+
+def _api_errors(*errors: list[str]) -> Reply:
+    """Reddit's way of refusing a write: status 200, ``json.errors`` of [type, message, field]."""
+    return Reply(200, {"json": {"errors": [list(e) for e in errors]}})
+
+
+#: Refusals of a reply, by name, as Reddit sends them (``fail_next_reply``).
+REPLY_FAULTS: Mapping[str, Reply] = {
+    "locked": _api_errors(["THREAD_LOCKED", "Comments are locked.", "parent"]),
+    "deleted": _api_errors(["DELETED_COMMENT", "that comment has been deleted", "parent"]),
+    "ratelimit": _api_errors(
+        [
+            "RATELIMIT",
+            "Looks like you've been doing that a lot. Take a break for 9 minutes before "
+            "trying again.",
+            "ratelimit",
+        ]
+    ),
+    "403": Reply(403, {"message": "Forbidden", "error": 403}),
+}
 _WORDS = "love hate broken great support refund shipping app update slow fast price".split()
 
 
@@ -31,9 +64,15 @@ class FakeReddit:
 
     client_id: str = "cid"
     client_secret: str = "secret"
+    #: The account a script app logs in with (password grant); replies need a user token.
+    username: str = "acme_support"
+    password: str = "hunter2"
+    refresh_token: str = "fake-refresh-token"
     posts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     comments: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     epoch: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    #: Replies accepted by ``POST /api/comment``, oldest first: thing_id, text, id, name.
+    posted: list[dict[str, Any]] = field(default_factory=list)
     server: FakeServer = field(init=False)
     _n: int = 0
     _cache: dict[tuple[Any, ...], tuple[list[Any], dict[str, int]]] = field(
@@ -46,6 +85,7 @@ class FakeReddit:
                 ("POST", r"/api/v1/access_token/?", self._token),
                 ("GET", r"/r/([^/]+)/search/?", self._search),
                 ("GET", r"/r/([^/]+)/comments/?", self._comments),
+                ("POST", r"/api/comment/?", self._reply),
             ],
             default_headers={
                 "x-ratelimit-remaining": "995.0",
@@ -60,6 +100,7 @@ class FakeReddit:
         """Empty the data, faults and log."""
         self.posts.clear()
         self.comments.clear()
+        self.posted.clear()
         self._cache.clear()
         self.server.reset()
         self._n = 0
@@ -128,18 +169,67 @@ class FakeReddit:
         self.posts.insert(0, (key, child))
         return key
 
+    def fail_next_reply(self, *kinds: str) -> None:
+        """Refuse the next replies, in order: ``locked``, ``deleted``, ``ratelimit``, ``403``,
+        or any fault of :func:`~.server.fault` (``429``, ``500``, ``slow``, ...)."""
+        replies = [replace(REPLY_FAULTS[k]) if k in REPLY_FAULTS else fault(k) for k in kinds]
+        self.server.fail_next(r"^/api/comment", *replies)
+
     # -- routes --------------------------------------------------------------------
 
     def _token(self, req: Request, _m: re.Match[str]) -> Reply:
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         if req.headers.get("authorization") != f"Basic {expected}":
             return Reply(401, {"message": "Unauthorized", "error": 401})
+        form = dict(parse_qsl(req.body.decode("utf-8"), keep_blank_values=True))
+        grant = form.get("grant_type")
+        token = TOKEN
+        if grant == "password":
+            if (form.get("username"), form.get("password")) != (self.username, self.password):
+                return Reply(200, {"error": "invalid_grant"})
+            token = USER_TOKEN
+        elif grant == "refresh_token":
+            if form.get("refresh_token") != self.refresh_token:
+                return Reply(200, {"error": "invalid_grant"})
+            token = USER_TOKEN
         return Reply(
-            200, {"access_token": TOKEN, "token_type": "bearer", "expires_in": 86400, "scope": "*"}
+            200, {"access_token": token, "token_type": "bearer", "expires_in": 86400, "scope": "*"}
+        )
+
+    def _reply(self, req: Request, _m: re.Match[str]) -> Reply:
+        denied = self._authorized(req)
+        if denied is not None:
+            return denied
+        if req.headers.get("authorization") != f"bearer {USER_TOKEN}":
+            # An app-only token cannot write, as on Reddit.
+            return Reply(403, {"message": "Forbidden", "error": 403})
+        form = dict(parse_qsl(req.body.decode("utf-8"), keep_blank_values=True))
+        thing_id, text = form.get("thing_id", ""), form.get("text", "")
+        if not _THING.fullmatch(thing_id):
+            return _api_errors(["INVALID_THING_ID", "that is not a valid id", "parent"])
+        if not text.strip():
+            return _api_errors(["NO_TEXT", "we need something here", "text"])
+        short = f"r{len(self.posted) + 1:05d}"
+        link_id = thing_id if thing_id.startswith("t3_") else "t3_p00001"
+        data = {
+            "id": short,
+            "name": f"t1_{short}",
+            "body": text,
+            "author": self.username,
+            "parent_id": thing_id,
+            "link_id": link_id,
+            "subreddit": "acme",
+            "created_utc": datetime.now(UTC).timestamp(),
+            "permalink": f"/r/acme/comments/{link_id[3:]}/post/{short}/",
+            "score": 1,
+        }
+        self.posted.append({"thing_id": thing_id, "text": text, "id": short, "name": f"t1_{short}"})
+        return Reply(
+            200, {"json": {"errors": [], "data": {"things": [{"kind": "t1", "data": data}]}}}
         )
 
     def _authorized(self, req: Request) -> Reply | None:
-        if req.headers.get("authorization") != f"bearer {TOKEN}":
+        if req.headers.get("authorization") not in (f"bearer {TOKEN}", f"bearer {USER_TOKEN}"):
             return Reply(
                 401,
                 {"message": "Unauthorized", "error": 401},

@@ -7,6 +7,16 @@ posts matching ``query`` (see :mod:`.query`), newest first, filtered by
 expansion in ``includes.users`` and ``x-rate-limit-*`` headers. A wrong token
 gets 401 as X sends it; a query X would refuse gets 400.
 
+``POST /2/tweets`` creates a post as tweepy's ``Client.create_tweet`` sends it
+(JSON ``{"text": ..., "reply": {"in_reply_to_tweet_id": ...}}``) and answers
+``201 {"data": {"id", "text", "edit_history_tweet_ids"}}``. Like X, it needs
+*user* context: OAuth 1.0a (``Authorization: OAuth ...`` with this fake's
+consumer key and access token; the signature is not checked) or an OAuth 2.0
+user token (:attr:`FakeX.user_token`) as the bearer; the app-only bearer gets
+403 "Unsupported Authentication", and the same text twice gets X's 403
+"duplicate content". Created posts are kept in :attr:`FakeX.posted`;
+:meth:`FakeX.fail_next_post` queues refusals.
+
 Posts come from a seeded generator (:meth:`FakeX.add_posts`) or from given
 records (:meth:`FakeX.add_mentions`, e.g. the bundled demo mentions), turned
 into X's wire format by :func:`tweets_from_mentions`.
@@ -15,18 +25,19 @@ into X's wire format by :func:`tweets_from_mentions`.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .query import Doc, QueryError, compile_query
-from .server import FakeServer, Reply, Request
+from .server import FakeServer, Reply, Request, fault
 
-__all__ = ["FakeX", "tweets_from_mentions", "user_id"]
+__all__ = ["POST_FAULTS", "FakeX", "tweets_from_mentions", "user_id"]
 
 _WORDS = "love hate broken great support refund shipping app update slow fast price".split()
 # A post longer than this is a long post: ``text`` is cut and the whole is in ``note_tweet``.
@@ -43,6 +54,51 @@ def _time(value: str) -> datetime:
 
 def _bad_request(message: str) -> Reply:
     return Reply(400, {"errors": [{"message": message}], "title": "Invalid Request"})
+
+
+_UNAUTHORIZED = {
+    "title": "Unauthorized",
+    "type": "about:blank",
+    "status": 401,
+    "detail": "Unauthorized",
+}
+
+
+def _duplicate() -> Reply:
+    return Reply(
+        403,
+        {
+            "detail": "You are not allowed to create a Tweet with duplicate content.",
+            "type": "about:blank",
+            "title": "Forbidden",
+            "status": 403,
+        },
+    )
+
+
+def _rate_limited() -> Reply:
+    reset = int(time.time()) + 900
+    return Reply(
+        429,
+        {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank"},
+        {
+            "x-rate-limit-limit": "100",
+            "x-rate-limit-remaining": "0",
+            "x-rate-limit-reset": str(reset),
+        },
+    )
+
+
+def _server_error() -> Reply:
+    return Reply(503, {"title": "Service Unavailable", "detail": "Service Unavailable"})
+
+
+#: Refusals of a new post, by name (``fail_next_post``); each call makes a fresh answer.
+POST_FAULTS: Mapping[str, Callable[[], Reply]] = {
+    "duplicate": _duplicate,
+    "429": _rate_limited,
+    "503": _server_error,
+}
 
 
 def user_id(username: str) -> str:
@@ -131,20 +187,35 @@ class FakeX:
     """
 
     bearer_token: str = "x-token"
+    #: An OAuth 2.0 user-context token: it reads like the app token and may also post.
+    user_token: str = "x-user-token"
+    #: OAuth 1.0a user context: the app's consumer key and the user's access token.
+    consumer_key: str = "x-consumer-key"
+    consumer_secret: str = "x-consumer-secret"
+    access_token: str = "x-access-token"
+    access_token_secret: str = "x-access-secret"
     tweets: list[dict[str, Any]] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     epoch: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    #: Posts created with ``POST /2/tweets``, oldest first: id, text, in_reply_to_tweet_id, auth.
+    posted: list[dict[str, Any]] = field(default_factory=list)
     server: FakeServer = field(init=False)
     _n: int = 0
     _cache: dict[tuple[Any, ...], list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.server = FakeServer([("GET", r"/2/tweets/search/recent", self._search)])
+        self.server = FakeServer(
+            [
+                ("GET", r"/2/tweets/search/recent", self._search),
+                ("POST", r"/2/tweets", self._create),
+            ]
+        )
 
     def reset(self) -> None:
         """Empty the data, faults and log."""
         self.tweets.clear()
         self.users.clear()
+        self.posted.clear()
         self._cache.clear()
         self.server.reset()
         self._n = 0
@@ -203,6 +274,63 @@ class FakeX:
         _tid, created = self._next()
         self.tweets.insert(0, {"text": "Acme without an id", "created_at": _iso(created)})
 
+    def fail_next_post(self, *kinds: str) -> None:
+        """Refuse the next new posts, in order: ``duplicate`` (403), ``429``, ``503``, or
+        any fault of :func:`~.server.fault` (``500``, ``slow``, ``malformed``, ...)."""
+        replies = [POST_FAULTS[k]() if k in POST_FAULTS else fault(k) for k in kinds]
+        self.server.fail_next(r"^/2/tweets$", *replies)
+
+    # -- posting ---------------------------------------------------------------------
+
+    def _user_context(self, req: Request) -> str | Reply:
+        """``oauth1`` or ``oauth2-user`` for a request that may post, else the refusal."""
+        auth = req.headers.get("authorization", "")
+        if auth == f"Bearer {self.user_token}":
+            return "oauth2-user"
+        if auth.startswith("OAuth "):
+            fields = dict(re.findall(r'(\w+)="([^"]*)"', auth))
+            if (fields.get("oauth_consumer_key"), fields.get("oauth_token")) == (
+                self.consumer_key,
+                self.access_token,
+            ) and fields.get("oauth_signature"):
+                return "oauth1"
+        if auth == f"Bearer {self.bearer_token}":
+            return Reply(
+                403,
+                {
+                    "title": "Unsupported Authentication",
+                    "detail": "Authenticating with OAuth 2.0 Application-Only is forbidden for "
+                    "this endpoint.  Supported authentication types are [OAuth 1.0a User "
+                    "Context, OAuth 2.0 User Context].",
+                    "type": "https://api.twitter.com/2/problems/unsupported-authentication",
+                    "status": 403,
+                },
+            )
+        return Reply(401, _UNAUTHORIZED)
+
+    def _create(self, req: Request, _m: re.Match[str]) -> Reply:
+        context = self._user_context(req)
+        if isinstance(context, Reply):
+            return context
+        try:
+            body = json.loads(req.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return _bad_request("the body is not JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            return _bad_request("text is required")
+        text: str = body["text"]
+        reply = body.get("reply")
+        target = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
+        if reply is not None and not (isinstance(target, str) and target.isdigit()):
+            return _bad_request("reply.in_reply_to_tweet_id must be a numeric string")
+        if any(p["text"] == text for p in self.posted):
+            return _duplicate()
+        tid = str(1_900_000_000_000_000_000 + len(self.posted) + 1)
+        self.posted.append(
+            {"id": tid, "text": text, "in_reply_to_tweet_id": target, "auth": context}
+        )
+        return Reply(201, {"data": {"id": tid, "text": text, "edit_history_tweet_ids": [tid]}})
+
     # -- search --------------------------------------------------------------------
 
     def _doc(self, tweet: dict[str, Any]) -> Doc:
@@ -253,16 +381,11 @@ class FakeX:
         return found
 
     def _search(self, req: Request, _m: re.Match[str]) -> Reply:
-        if req.headers.get("authorization") != f"Bearer {self.bearer_token}":
-            return Reply(
-                401,
-                {
-                    "title": "Unauthorized",
-                    "type": "about:blank",
-                    "status": 401,
-                    "detail": "Unauthorized",
-                },
-            )
+        if req.headers.get("authorization") not in (
+            f"Bearer {self.bearer_token}",
+            f"Bearer {self.user_token}",
+        ):
+            return Reply(401, _UNAUTHORIZED)
         size = int(req.query.get("max_results", "10"))
         if not 10 <= size <= 100:
             return _bad_request("max_results must be 10..100")
