@@ -243,7 +243,7 @@ def enrich_demo(config_path: Path, *, threads: int = 2) -> dict[str, Any]:
     options = replace(NlpOptions.from_settings(settings), threads=threads)
     engine = store.connect(settings.database_url)
     try:
-        pipeline = build_pipeline(options)
+        pipeline = build_pipeline(options, settings)
         report = run_with_progress(pipeline, engine)
     except NlpError as exc:
         raise CliError(f"enriching the demo mentions failed: {exc}") from None

@@ -74,7 +74,7 @@ def enrich(
     if batch_size is not None:
         options = replace(options, batch_size=batch_size)
     try:
-        pipeline = build_pipeline(options)
+        pipeline = build_pipeline(options, state.settings)
         report = run_with_progress(pipeline, engine, redo=redo)
     except NlpError as exc:
         raise CliError(str(exc)) from None

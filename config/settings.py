@@ -256,6 +256,36 @@ class NlpSettings(_Section):
         le=1,
         description="Below this language probability the language is 'und' (undetermined).",
     )
+    themes: Literal["kmeans", "off"] = Field(
+        default="kmeans",
+        description="Feedback themes stage: kmeans (clusters of the stored embeddings, "
+        "labelled by their top terms, ids stable across refits) or off.",
+    )
+    themes_count: int = Field(
+        default=0,
+        ge=0,
+        le=200,
+        description="How many themes the first fit and `listenwell themes refit` make; 0 chooses "
+        "between 5 and 25 by silhouette.",
+    )
+    themes_min_mentions: int = Field(
+        default=50,
+        ge=2,
+        description="With fewer embedded mentions than this no themes are fitted yet (mentions "
+        "stay unthemed until there are enough).",
+    )
+    themes_threshold: float = Field(
+        default=0.3,
+        ge=-1,
+        le=1,
+        description="A mention whose cosine similarity to the nearest theme is below this "
+        "stays unthemed.",
+    )
+    themes_stop_words: list[str] = Field(
+        default_factory=list,
+        description="Extra words left out of theme labels (the brand's and competitors' "
+        "names are always left out).",
+    )
     language_min_letters: int = Field(
         default=3,
         ge=0,

@@ -168,6 +168,7 @@ REGISTRY: dict[str, StageFactory | str] = {
     "sentiment.vader": "listenwell.nlp.sentiment:VaderSentiment",
     "intent.prototypes": "listenwell.nlp.intent:PrototypeIntent",
     "language.langid": "listenwell.nlp.language:LangidLanguage",
+    "themes.kmeans": "listenwell.nlp.themes:ThemeAssigner",
 }
 """Stage factories by name: a callable, or ``"module:attribute"`` imported on first use.
 

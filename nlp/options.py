@@ -32,6 +32,8 @@ class NlpOptions:
         languages: Language codes the language stage may choose from (``None``: all).
         language_min_confidence: Below this probability the language is ``und``.
         language_min_letters: Fewer letters than this gives ``und``.
+        themes: ``kmeans`` or ``off`` (its other settings are read by
+            :meth:`listenwell.nlp.themes.ThemeOptions.from_settings`).
     """
 
     batch_size: int = 256
@@ -45,6 +47,7 @@ class NlpOptions:
     languages: tuple[str, ...] | None = None
     language_min_confidence: float = 0.5
     language_min_letters: int = 3
+    themes: str = "kmeans"
 
     @classmethod
     def from_settings(cls, settings: Any) -> NlpOptions:

@@ -319,11 +319,16 @@ class Pipeline:
         return f"Pipeline({self.stages!r}, embedder={self.embedder!r})"
 
 
-def build_pipeline(options: NlpOptions | None = None) -> Pipeline:
+def build_pipeline(options: NlpOptions | None = None, settings: Any = None) -> Pipeline:
     """The pipeline the settings describe: the embedder and every stage that is not off.
 
     Stages: language, sentiment, intent, customer links and themes (phase 1).
     Intent and themes need the embeddings; with ``embeddings: false`` they are off.
+
+    Args:
+        options: The NLP options (defaults when ``None``).
+        settings: The whole settings object, for the stages that read more than
+            ``nlp`` (themes leave the brand's names out of their labels).
 
     Raises:
         UnknownStageError: ``sentiment_model`` names no registered stage.

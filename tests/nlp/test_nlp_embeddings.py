@@ -94,3 +94,21 @@ def test_vectors_go_with_their_mention(engine, embedder, seed):
 def test_write_embeddings_checks_shapes(engine, ids, vectors):
     with pytest.raises(ValueError):
         store.write_embeddings(engine, ids, vectors, model_name="m", model_version="1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("@AcmeHelp my order is late https://t.co/xyz", "my order is late"),
+        ("RT @bob: refund please www.example.com/x", "RT : refund please"),
+        ("mail me at jo@example.com", "mail me at jo@example.com"),  # not a handle
+        ("@AcmeHelp https://t.co/xyz", "@AcmeHelp https://t.co/xyz"),  # nothing else left
+    ],
+)
+def test_links_and_handles_are_left_out_before_embedding(embedder, raw, clean):
+    from listenwell.nlp.embeddings import clean_for_embedding
+
+    assert clean_for_embedding(raw) == clean
+    a, b = embedder.encode([raw, clean])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert "no-links-handles" in embedder.model_version
