@@ -19,6 +19,7 @@ pages = {
             "app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True
         ),
         st.Page("app_pages/mentions.py", title="Mentions", icon=":material/forum:"),
+        st.Page("app_pages/themes.py", title="Feedback themes", icon=":material/category:"),
     ],
     "Data": [
         st.Page("app_pages/quarantine.py", title="Quarantine", icon=":material/report:"),

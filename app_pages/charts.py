@@ -12,6 +12,9 @@ __all__ = [
     "ranking_bar",
     "sentiment_chart",
     "source_bar",
+    "theme_sentiment_bar",
+    "theme_table",
+    "theme_trend_chart",
     "volume_chart",
 ]
 
@@ -124,4 +127,112 @@ def sentiment_chart(df: pd.DataFrame, *, title: str = "Sentiment over time") -> 
             legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
         )
     fig.update_layout(barmode="stack", hovermode="x unified", **_LAYOUT)
+    return fig
+
+
+def theme_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per theme: mentions, sentiment shares and the week-over-week change.
+
+    Args:
+        df: Columns ``bucket`` (weekly datetime), ``theme_id``, ``theme``,
+            ``sentiment``, ``mentions`` (as :func:`listenwell.store.theme_volume`).
+
+    Returns:
+        Columns ``theme_id``, ``theme``, ``mentions``, ``negative %``,
+        ``positive %``, ``last week``, ``week before``, ``change %`` (``None``
+        where the week before had none), largest first. "Last week" is the
+        newest week in the data, which may still be in progress.
+    """
+    cols = ["theme_id", "theme", "mentions", "negative %", "positive %", "last week"]
+    cols += ["week before", "change %"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    totals = df.groupby(["theme_id", "theme"], as_index=False)["mentions"].sum()
+    by_sent = df.pivot_table(
+        index="theme_id", columns="sentiment", values="mentions", aggfunc="sum", fill_value=0
+    )
+    labelled = by_sent.sum(axis=1).replace(0, float("nan"))
+    weeks = sorted(df["bucket"].unique())
+    last = weeks[-1]
+    before = weeks[-2] if len(weeks) > 1 else None
+    per_week = df.groupby(["theme_id", "bucket"])["mentions"].sum()
+
+    def week(theme_id: int, bucket: object) -> int:
+        return int(per_week.get((theme_id, bucket), 0)) if bucket is not None else 0
+
+    rows = []
+    for r in totals.itertuples(index=False):
+        tid = int(r.theme_id)
+        neg = by_sent.loc[tid].get("negative", 0) if tid in by_sent.index else 0
+        pos = by_sent.loc[tid].get("positive", 0) if tid in by_sent.index else 0
+        n_lab = labelled.get(tid, float("nan"))
+        a, b = week(tid, last), week(tid, before)
+        rows.append(
+            {
+                "theme_id": tid,
+                "theme": r.theme,
+                "mentions": int(r.mentions),
+                "negative %": round(100.0 * neg / n_lab, 1) if n_lab == n_lab else None,
+                "positive %": round(100.0 * pos / n_lab, 1) if n_lab == n_lab else None,
+                "last week": a,
+                "week before": b,
+                "change %": round(100.0 * (a - b) / b, 1) if b else None,
+            }
+        )
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["mentions", "theme_id"], ascending=[False, True], ignore_index=True)
+
+
+def theme_sentiment_bar(df: pd.DataFrame, *, top: int = 15) -> go.Figure:
+    """Horizontal stacked bars: the ``top`` largest themes, split by sentiment.
+
+    Args:
+        df: As for :func:`theme_table`.
+        top: How many themes to show.
+    """
+    if df.empty:
+        data = pd.DataFrame(columns=["theme", "sentiment", "mentions"])
+    else:
+        data = df.assign(sentiment=df["sentiment"].fillna("not labelled"))
+        data = data.groupby(["theme", "sentiment"], as_index=False)["mentions"].sum()
+        order = data.groupby("theme")["mentions"].sum().sort_values(ascending=False).index
+        data = data[data["theme"].isin(order[:top])]
+    colors = {**SENTIMENT_COLORS, "not labelled": "#d1d5db"}
+    fig = px.bar(
+        data,
+        y="theme",
+        x="mentions",
+        color="sentiment",
+        orientation="h",
+        title="Themes by sentiment",
+        category_orders={"sentiment": list(colors)},
+        color_discrete_map=colors,
+        labels={"theme": "", "mentions": "Mentions", "sentiment": "Sentiment"},
+    )
+    fig.update_layout(barmode="stack", yaxis={"categoryorder": "total ascending"}, **_LAYOUT)
+    return fig
+
+
+def theme_trend_chart(df: pd.DataFrame, theme_ids: list[int]) -> go.Figure:
+    """Weekly mentions of the chosen themes, one line each.
+
+    Args:
+        df: As for :func:`theme_table`.
+        theme_ids: The themes to draw.
+    """
+    data = df[df["theme_id"].isin(theme_ids)] if not df.empty else df
+    if not data.empty:
+        data = data.groupby(["bucket", "theme"], as_index=False)["mentions"].sum()
+    else:
+        data = pd.DataFrame(columns=["bucket", "theme", "mentions"])
+    fig = px.line(
+        data,
+        x="bucket",
+        y="mentions",
+        color="theme",
+        markers=True,
+        title="Theme volume per week",
+        labels={"bucket": "", "mentions": "Mentions", "theme": "Theme"},
+    )
+    fig.update_layout(hovermode="x unified", **_LAYOUT)
     return fig

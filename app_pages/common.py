@@ -96,6 +96,20 @@ def mentions_frame(url: str, f: store.MentionFilter, limit: int) -> pd.DataFrame
 
 
 @_cached
+def theme_volume(url: str, f: store.MentionFilter) -> pd.DataFrame:
+    """Cached :func:`store.theme_volume` (weekly)."""
+    return store.theme_volume(_engine(url), f, freq="week", timeout_s=settings().query_timeout_s)
+
+
+@_cached
+def theme_detail(url: str, theme_id: int, quotes: int) -> Any:
+    """Cached :func:`listenwell.store.themes.theme_detail`."""
+    from listenwell.store.themes import theme_detail as detail
+
+    return detail(_engine(url), theme_id, quotes=quotes)
+
+
+@_cached
 def data_range(url: str) -> tuple[date | None, date | None, list[str]]:
     """First and last day with mentions, and the sources present (for filter defaults)."""
     eng = _engine(url)

@@ -45,6 +45,7 @@ from .queries import (
     quarantine_frame,
     sentiment_volume,
     source_counts,
+    theme_volume,
     top_authors,
 )
 from .records import (
@@ -137,6 +138,7 @@ __all__ = [
     "sentiment_volume",
     "source_counts",
     "start_run",
+    "theme_volume",
     "top_authors",
     "upgrade",
     "upsert_customers",

@@ -43,6 +43,7 @@ __all__ = [
     "quarantine_frame",
     "sentiment_volume",
     "source_counts",
+    "theme_volume",
     "top_authors",
 ]
 
@@ -295,6 +296,40 @@ def sentiment_volume(
     df = _frame(engine, stmt, timeout_s)
     df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
     df["mentions"] = df["mentions"].astype("int64")
+    return df
+
+
+def theme_volume(
+    engine: Engine,
+    f: MentionFilter = MentionFilter(),
+    *,
+    freq: str = "week",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> pd.DataFrame:
+    """Themed mentions per time bucket, theme and sentiment (the labels in force).
+
+    Columns: ``bucket`` (UTC), ``theme_id``, ``theme`` (its name or top terms),
+    ``sentiment`` (``None`` where there is none yet), ``mentions``. Mentions
+    without a theme are left out; merged themes count under their survivor.
+    """
+    import pandas as pd
+
+    j = _joined()
+    bucket = _bucket(engine, freq).label("bucket")
+    theme_id = j.theme_id.label("theme_id")
+    theme = j.topic.label("theme")
+    sentiment = j.sentiment.label("sentiment")
+    stmt = (
+        select(bucket, theme_id, theme, sentiment, func.count().label("mentions"))
+        .select_from(j.frm)
+        .where(j.theme_id.is_not(None), *_where(f, j))
+        .group_by(bucket, theme_id, theme, sentiment)
+        .order_by(bucket)
+    )
+    df = _frame(engine, stmt, timeout_s)
+    df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
+    df["mentions"] = df["mentions"].astype("int64")
+    df["theme_id"] = df["theme_id"].astype("int64")
     return df
 
 

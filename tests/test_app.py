@@ -13,7 +13,12 @@ from listenwell import store
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
-PAGES = ["app_pages/overview.py", "app_pages/mentions.py", "app_pages/quarantine.py"]
+PAGES = [
+    "app_pages/overview.py",
+    "app_pages/mentions.py",
+    "app_pages/themes.py",
+    "app_pages/quarantine.py",
+]
 HOSTILE = '<script>alert("x")</script> **bold** [link](javascript:alert(1)) <img src=x onerror=1>'
 
 
@@ -172,3 +177,53 @@ def test_empty_database_invites_an_import(tmp_path, monkeypatch):
     monkeypatch.setenv("LISTENWELL_CONFIG", str(cfg))
     at = run_page()
     assert any("No mentions yet" in i.value for i in at.sidebar.info)
+
+
+def _themed(config: Path) -> dict[str, int]:
+    """Two themes over the seeded mentions: a growing negative one (with a hostile name)."""
+    from listenwell.store.themes import NewTheme, insert_theme
+
+    eng = store.connect(store_url(config))
+    try:
+        frame = store.mentions_frame(eng, limit=100).sort_values("id")
+        ids = frame["id"].tolist()
+        battery = insert_theme(eng, NewTheme("battery / charge", None, [("battery", 1.0)]))
+        hostile = insert_theme(eng, NewTheme(HOSTILE, None, [("<b>x</b>", 1.0)]))
+        results = []
+        for n, mid in enumerate(ids):
+            theme = battery if n % 4 else hostile
+            sentiment = "negative" if theme == battery else "positive"
+            results += [
+                store.EnrichmentResult(mid, "themes", str(theme), 0.8, "t", "1"),
+                store.EnrichmentResult(mid, "sentiment", sentiment, 0.9, "t", "1"),
+            ]
+        store.upsert_enrichments(eng, results)
+    finally:
+        eng.dispose()
+    return {"battery": battery, "hostile": hostile}
+
+
+def test_themes_page_shows_themes_sentiment_quotes_and_weekly_change(seeded):
+    themes = _themed(seeded)
+    at = run_page("app_pages/themes.py")
+    assert not at.error
+    table = next(df.value for df in at.dataframe if "negative %" in df.value.columns)
+    rows = table.set_index("theme_id")
+    battery = rows.loc[themes["battery"]]
+    assert battery["theme"] == "battery / charge"
+    assert battery["negative %"] == 100.0 and battery["positive %"] == 0.0
+    assert battery["mentions"] == 30  # 41 mentions, every 4th (11) in the other theme
+    # The hostile theme label is data in a table, not markup.
+    assert rows.loc[themes["hostile"], "theme"] == HOSTILE
+    assert HOSTILE not in all_text(at)
+    # The newest week against the one before, computed from the weekly counts.
+    weekly = battery[["week before", "last week"]].tolist()
+    if weekly[0]:
+        assert battery["change %"] == round(100 * (weekly[1] - weekly[0]) / weekly[0], 1)
+    quotes = at.dataframe[-1].value
+    assert len(quotes) >= 1 and set(quotes["sentiment"]) <= {"negative", "positive"}
+
+
+def test_themes_page_without_themes_says_how_to_get_them(seeded):
+    at = run_page("app_pages/themes.py")
+    assert "listenwell enrich" in all_text(at)
