@@ -39,3 +39,27 @@ def test_ranking_bar_puts_the_largest_on_top():
     df = pd.DataFrame({"author_handle": ["@a", "@b", "@c"], "mentions": [5, 9, 1]})
     fig = charts.ranking_bar(df, "author_handle", "mentions", title="t")
     assert list(fig.data[0].y) == ["@c", "@a", "@b"]  # plotly draws the last category on top
+
+
+def test_theme_table_counts_shares_and_week_over_week_change():
+    w1, w2 = pd.Timestamp("2024-06-03", tz="UTC"), pd.Timestamp("2024-06-10", tz="UTC")
+    df = pd.DataFrame(
+        [
+            (w1, 1, "battery", "negative", 10),
+            (w2, 1, "battery", "negative", 12),
+            (w2, 1, "battery", "positive", 1),
+            (w2, 1, "battery", None, 2),
+            (w2, 2, "delivery", "neutral", 4),
+        ],
+        columns=["bucket", "theme_id", "theme", "sentiment", "mentions"],
+    )
+    table = charts.theme_table(df).set_index("theme_id")
+    assert table.loc[1, "mentions"] == 25
+    assert table.loc[1, "negative %"] == round(100 * 22 / 23, 1)  # unlabelled left out
+    assert (table.loc[1, "week before"], table.loc[1, "last week"]) == (10, 15)
+    assert table.loc[1, "change %"] == 50.0
+    assert pd.isna(table.loc[2, "change %"])  # nothing the week before: no percentage
+    assert list(table.index) == [1, 2]  # largest first
+    assert charts.theme_table(df.iloc[0:0]).empty
+    fig = charts.theme_sentiment_bar(df)
+    assert {t.name for t in fig.data} == {"negative", "positive", "neutral", "not labelled"}
