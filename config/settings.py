@@ -94,6 +94,15 @@ class RedditSettings(_Section):
         default=None, description="Reddit app client id (from reddit.com/prefs/apps)."
     )
     client_secret: SecretStr | None = _secret("Reddit app client secret. Secret.")
+    username: str | None = Field(
+        default=None,
+        description="Reddit account that sends the inbox's replies (a 'script' app owned by it); "
+        "reading needs no account.",
+    )
+    password: SecretStr | None = _secret("Password of that Reddit account. Secret.")
+    refresh_token: SecretStr | None = _secret(
+        "OAuth refresh token for sending replies, instead of username and password. Secret."
+    )
     user_agent: str = Field(
         default="listenwell/0.1 (social listening)",
         description="User-Agent sent to Reddit; Reddit asks for a unique, descriptive one.",
@@ -131,6 +140,17 @@ class XSettings(_Section):
     """X (Twitter) API v2, read through the tweepy client."""
 
     bearer_token: SecretStr | None = _secret("X API v2 app bearer token. Secret.")
+    consumer_key: SecretStr | None = _secret(
+        "X app consumer (API) key, for posting replies with OAuth 1.0a user context. Secret."
+    )
+    consumer_secret: SecretStr | None = _secret("X app consumer (API) secret. Secret.")
+    access_token: SecretStr | None = _secret(
+        "Access token of the X account that posts replies (OAuth 1.0a). Secret."
+    )
+    access_token_secret: SecretStr | None = _secret("Its access token secret. Secret.")
+    user_token: SecretStr | None = _secret(
+        "OAuth 2.0 user-context token with tweet.write, instead of the OAuth 1.0a keys. Secret."
+    )
     api_base_url: str = Field(
         default="https://api.twitter.com",
         description="Base URL of the X API (without /2). Point it at 127.0.0.1 for tests and "
@@ -294,6 +314,38 @@ class NlpSettings(_Section):
     )
 
 
+class InboxSettings(_Section):
+    """The inbox: canned replies."""
+
+    templates_file: str | None = Field(
+        default=None,
+        description="YAML file of canned replies (name: text, placeholders {customer_name}, "
+        "{first_name}, {case_id}, {agent}, {handle}); adds to and overrides the built-ins.",
+    )
+
+
+class CorrectionsSettings(_Section):
+    """Agents' corrections and the workspace recalibration they allow."""
+
+    min_corrections: int = Field(
+        default=50,
+        ge=2,
+        description="The fewest corrections of the current sentiment model before "
+        "`listenwell corrections recalibrate` tries a recalibration.",
+    )
+    folds: int = Field(
+        default=5,
+        ge=2,
+        le=20,
+        description="Cross-validation folds used to accept or refuse a recalibration.",
+    )
+    l2: float = Field(
+        default=1.0,
+        ge=0,
+        description="Penalty pulling a recalibration toward no change (larger is more cautious).",
+    )
+
+
 def default_data_dir() -> Path:
     """The per-user data directory, e.g. ``~/.local/share/listenwell`` on Linux."""
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
@@ -332,6 +384,13 @@ class Settings(BaseSettings):
     nlp: NlpSettings = Field(
         default_factory=NlpSettings,
         description="NLP enrichment (listenwell enrich): models, batches, threads.",
+    )
+    inbox: InboxSettings = Field(
+        default_factory=InboxSettings, description="The inbox: canned replies."
+    )
+    corrections: CorrectionsSettings = Field(
+        default_factory=CorrectionsSettings,
+        description="Agents' corrections and the workspace recalibration they allow.",
     )
     query_timeout_s: float = Field(
         default=15.0,

@@ -148,7 +148,17 @@ def test_secrets_never_printed(tmp_path, monkeypatch, caplog):
 
 def test_secret_fields_are_flagged():
     secrets = {key for key, field in iter_settings() if is_secret(field)}
-    assert secrets == {"sources.reddit.client_secret", "sources.x.bearer_token"}
+    assert secrets == {
+        "sources.reddit.client_secret",
+        "sources.reddit.password",
+        "sources.reddit.refresh_token",
+        "sources.x.bearer_token",
+        "sources.x.consumer_key",
+        "sources.x.consumer_secret",
+        "sources.x.access_token",
+        "sources.x.access_token_secret",
+        "sources.x.user_token",
+    }
 
 
 def test_every_setting_has_help_and_is_documented():
