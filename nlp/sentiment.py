@@ -16,18 +16,25 @@ the architecture, config and tokenizer come from the installed
 preprocessing as in training (:func:`preprocess`).
 
 * ``score`` is the calibrated probability of the label: softmax of the logits
-  divided by the temperature fitted on the validation split (``meta.json``).
+  divided by the temperature fitted on held-out data (``meta.json`` says which).
 * ``data`` holds ``probs`` (all three calibrated probabilities) and
   ``low_confidence``: ``true`` when ``score`` is below the ``low_confidence``
   threshold (setting ``nlp.low_confidence``, default 0.5). The label is kept;
   the flag says "a person should not trust this one blindly" and lets the
   dashboard and exports filter or grey such rows out.
+* :meth:`FinetunedSentiment.explain` gives the words that drove a prediction,
+  by leave-one-word-out occlusion: a word's weight is how much the calibrated
+  probability of the predicted label drops when that word is removed
+  (positive = pushed toward the label).
 
 **VADER** (:class:`VaderSentiment`, registry ``sentiment.vader``): the
 lexicon baseline, compound >= 0.05 positive, <= -0.05 negative, else neutral.
 Its ``score`` is the compound in [-1, 1], not a probability; ``data`` holds
 the compound and VADER's ``neg``/``neu``/``pos`` proportions. It ignores
 ``nlp.low_confidence`` and never sets ``low_confidence``.
+:meth:`VaderSentiment.explain` gives each word's lexicon valence as VADER
+used it (after its negation, booster, capitals and "but" rules); positive =
+positive sentiment, whatever the predicted label.
 
 The fine-tuned model is loaded once per process and folder
 (:func:`load_sentiment_model`); pass a loaded :class:`SentimentModel` to the
@@ -181,7 +188,7 @@ class SentimentModel:
 
     @property
     def temperature(self) -> float:
-        """The calibration temperature fitted on the validation split."""
+        """The calibration temperature fitted on held-out data (``meta.json``: ``calibration``)."""
         return float(self.meta.get("temperature", 1.0))
 
     @property
@@ -344,6 +351,51 @@ class FinetunedSentiment:
             )
         return results
 
+    def explain(
+        self, text: str, top_k: int = 8, *, label: str | None = None
+    ) -> list[tuple[str, float]]:
+        """The words that drove the prediction, by leave-one-word-out occlusion.
+
+        The text is preprocessed as for :meth:`run` and split on spaces into words.
+        The text and each of its one-word-shorter variants are scored in a single
+        batched forward pass. A word's weight is ``p(label | text) - p(label | text
+        without the word)``, with calibrated probabilities. Positive means the word
+        pushed toward ``label``; negative means it pushed away. The weights do not sum
+        to anything in particular: words interact.
+
+        Args:
+            text: The post, verbatim (``@handles`` and URLs come back as ``@user`` and
+                ``http``, as the model saw them).
+            top_k: How many words to return, largest ``|weight|`` first.
+            label: The class to explain; ``None`` means the predicted label.
+
+        Returns:
+            Up to ``top_k`` ``(word, weight)`` pairs; empty for an empty text.
+
+        Raises:
+            ValueError: ``top_k`` is below 1 or ``label`` is not a class name.
+        """
+        if top_k < 1:
+            raise ValueError("top_k must be at least 1")
+        labels = self.model.labels
+        if label is not None and label not in labels:
+            raise ValueError(f"label must be one of {list(labels)}, not {label!r}")
+        clean = preprocess(text)
+        if not clean:
+            return []
+        set_threads(self.threads)
+        words = clean.split(" ")
+        variants = [clean] + [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))]
+        logits = self.model.logits(variants, batch_size=len(variants)).astype(np.float64)
+        z = logits / self.model.temperature
+        z -= z.max(axis=1, keepdims=True)
+        probs = np.exp(z)
+        probs /= probs.sum(axis=1, keepdims=True)
+        target = labels.index(label) if label is not None else int(probs[0].argmax())
+        weights = probs[0, target] - probs[1:, target]
+        order = sorted(range(len(words)), key=lambda i: (-abs(weights[i]), i))
+        return [(words[i], float(weights[i])) for i in order[:top_k]]
+
     def __repr__(self) -> str:
         return f"FinetunedSentiment({self.model_name} {self.model_version})"
 
@@ -414,6 +466,54 @@ class VaderSentiment:
                 )
             )
         return results
+
+    def explain(self, text: str, top_k: int = 8) -> list[tuple[str, float]]:
+        """Each sentiment-bearing word with its lexicon valence, as VADER scored it.
+
+        This is VADER's own per-word pass from ``polarity_scores``: emojis become their
+        descriptions, then each word's lexicon valence is adjusted by the negation,
+        booster, capitals and "but" rules. The compound is a squashed sum of exactly
+        these numbers. Words with no valence are left out.
+
+        Args:
+            text: The post, verbatim.
+            top_k: How many words to return, largest ``|valence|`` first.
+
+        Returns:
+            Up to ``top_k`` ``(word, valence)`` pairs. Positive means positive
+            sentiment, whatever the predicted label; the lexicon's scale is about -4 to 4.
+
+        Raises:
+            ValueError: ``top_k`` is below 1.
+        """
+        if top_k < 1:
+            raise ValueError("top_k must be at least 1")
+        # Mirrors SentimentIntensityAnalyzer.polarity_scores (vaderSentiment 3.3.x).
+        vs = require("vaderSentiment.vaderSentiment", "pip install 'vadersentiment>=3.3.2,<4'")
+        sia = self.analyzer
+        described, prev_space = "", True
+        for ch in text or "":
+            if ch in sia.emojis:
+                described += ("" if prev_space else " ") + sia.emojis[ch]
+                prev_space = False
+            else:
+                described += ch
+                prev_space = ch == " "
+        sentitext = vs.SentiText(described.strip())
+        words = sentitext.words_and_emoticons
+        sentiments: list[float] = []
+        for i, item in enumerate(words):
+            lower = item.lower()
+            if lower in vs.BOOSTER_DICT or (
+                lower == "kind" and i < len(words) - 1 and words[i + 1].lower() == "of"
+            ):
+                sentiments.append(0.0)
+                continue
+            sentiments = sia.sentiment_valence(0.0, sentitext, item, i, sentiments)
+        sentiments = sia._but_check(words, sentiments)
+        pairs = [(w, float(v)) for w, v in zip(words, sentiments, strict=True) if v != 0]
+        order = sorted(range(len(pairs)), key=lambda i: (-abs(pairs[i][1]), i))
+        return [pairs[i] for i in order[:top_k]]
 
     def __repr__(self) -> str:
         return f"VaderSentiment({self.model_version})"

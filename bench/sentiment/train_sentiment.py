@@ -6,7 +6,12 @@ Protocol (see README.md):
 * every hyper-parameter and the checkpoint are chosen on the TweetEval validation split
   (macro-averaged recall, the official metric), evaluated after every 1/``--evals-per-epoch``
   of an epoch; the best-on-val weights are kept;
-* the temperature (probability calibration) is fitted on validation logits;
+* optionally (``--dev-files``) some SemEval source files of train_rebuilt (listed in
+  ``train_rebuilt_origin.tsv``) are held out of training as a time-shifted dev split, and
+  with ``--select-on dev+val`` the checkpoint and tau are chosen by the mean of the dev and
+  val macro-recalls;
+* the temperature (probability calibration) is fitted on validation logits (on dev + val
+  together when a dev split is held out);
 * the TEST split is read once, at the very end, for the chosen model as shipped (compact,
   reloaded from disk), unless ``--no-test``.
 
@@ -39,7 +44,7 @@ import numpy as np  # noqa: E402
 import sentiment_model as sm  # noqa: E402
 
 MODEL_NAME = "listenwell-sentiment-minilm"
-MODEL_VERSION = "0.1.0"
+DEFAULT_MODEL_VERSION = "0.1.0"
 
 T0 = time.time()
 
@@ -146,6 +151,30 @@ def parse_args(argv=None):
     p.add_argument(
         "--no-test", action="store_true", help="do not touch the test split (smoke runs / tuning)"
     )
+    p.add_argument(
+        "--model-version", default=DEFAULT_MODEL_VERSION, help="version written to meta.json"
+    )
+    p.add_argument(
+        "--dev-files",
+        default="",
+        help="comma-separated SemEval source files (column semeval_file of "
+        "train_rebuilt_origin.tsv, e.g. twitter-2016dev-A,twitter-2016devtest-A) held out of "
+        "training as a time-shifted dev split; empty = none",
+    )
+    p.add_argument(
+        "--select-on",
+        choices=["val", "dev+val"],
+        default="val",
+        help="selection score for checkpoint + tau: val macro-recall, or the mean of the dev "
+        "and val macro-recalls (needs --dev-files)",
+    )
+    p.add_argument(
+        "--eval-start",
+        type=float,
+        default=0.0,
+        help="skip evaluations before this many epochs (saves time; the last step is always "
+        "evaluated)",
+    )
     return p.parse_args(argv)
 
 
@@ -217,6 +246,14 @@ def bootstrap_macro_recall(y_true, y_pred, n_boot=1000, seed=0, k=3):
         vals[b] = np.mean(np.diag(cm) / np.maximum(sup, 1))
     lo, hi = np.percentile(vals, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def read_origin(folder: Path) -> list[str]:
+    """SemEval source file of every train_rebuilt line (``train_rebuilt_origin.tsv``)."""
+    rows = (folder / "train_rebuilt_origin.tsv").read_text(encoding="utf-8").split("\n")
+    header = rows[0].split("\t")
+    col = header.index("semeval_file")
+    return [r.split("\t")[col] for r in rows[1:] if r.strip() != ""]
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -295,13 +332,44 @@ def main(argv=None):
     # ---- data (train + val only; test is read at the very end)
     tr_text, tr_y, tr_files = read_split(data_dir, "train_rebuilt")
     va_text, va_y, va_files = read_split(data_dir, "val")
+    dev_files = [x.strip() for x in args.dev_files.split(",") if x.strip()]
+    if args.select_on == "dev+val" and not dev_files:
+        raise SystemExit("--select-on dev+val needs --dev-files")
+    dv_text: list[str] = []
+    dv_y = np.zeros(0, dtype=np.int64)
+    if dev_files:
+        origin = read_origin(data_dir)
+        if len(origin) != len(tr_y):
+            raise SystemExit(f"origin has {len(origin)} rows vs {len(tr_y)} train rows")
+        unknown = sorted(set(dev_files) - set(origin))
+        if unknown:
+            raise SystemExit(f"--dev-files not in train_rebuilt_origin.tsv: {unknown}")
+        is_dev = np.asarray([o in dev_files for o in origin])
+        dv_text = [x for x, d in zip(tr_text, is_dev, strict=True) if d]
+        dv_y = tr_y[is_dev]
+        tr_text = [x for x, d in zip(tr_text, is_dev, strict=True) if not d]
+        tr_y = tr_y[~is_dev]
+        tr_files.append(
+            {
+                "path": str(
+                    (data_dir / "train_rebuilt_origin.tsv").relative_to(data_dir.parents[2])
+                ),
+                "sha256": sha256_file(data_dir / "train_rebuilt_origin.tsv"),
+                "rows": len(origin),
+            }
+        )
+        log(
+            f"held out {len(dv_y)} dev tweets from {dev_files} "
+            f"(neg/neu/pos {np.bincount(dv_y, minlength=3).tolist()}); never trained on"
+        )
     if args.train_limit:
         perm = np.random.default_rng(args.seed).permutation(len(tr_y))[: args.train_limit]
         tr_text, tr_y = [tr_text[i] for i in perm], tr_y[perm]
     if args.val_limit:
         va_text, va_y = va_text[: args.val_limit], va_y[: args.val_limit]
+        dv_text, dv_y = dv_text[: args.val_limit], dv_y[: args.val_limit]
     counts = np.bincount(tr_y, minlength=3)
-    log(f"train {len(tr_y)} (neg/neu/pos {counts.tolist()}), val {len(va_y)}")
+    log(f"train {len(tr_y)} (neg/neu/pos {counts.tolist()}), val {len(va_y)}, dev {len(dv_y)}")
 
     tok = AutoTokenizer.from_pretrained(base_dir)
     t = time.time()
@@ -309,6 +377,7 @@ def main(argv=None):
         "input_ids"
     ]
     va_pre = [sm.preprocess(x) for x in va_text]
+    dv_pre = [sm.preprocess(x) for x in dv_text]
     lengths = np.asarray([len(x) for x in tr_ids])
     log(
         f"tokenised in {time.time() - t:.1f}s; train tokens mean {lengths.mean():.1f}, "
@@ -363,15 +432,18 @@ def main(argv=None):
     eval_steps = sorted(set(list(range(eval_every, total_steps + 1, eval_every)) + [total_steps]))
     # avoid a near-duplicate eval right before the final one (rounding of steps_per_epoch)
     eval_steps = [s for s in eval_steps if s == total_steps or total_steps - s >= eval_every // 4]
+    eval_steps = [
+        s for s in eval_steps if s == total_steps or s / steps_per_epoch >= args.eval_start - 1e-9
+    ]
     log(
         f"steps/epoch {steps_per_epoch}, total {total_steps}, warmup {warmup_steps}, "
         f"eval at steps {eval_steps}"
     )
 
-    def evaluate_val():
+    def evaluate_val(texts=None):
         model.eval()
         lg = sm.logits_for(
-            va_pre,
+            va_pre if texts is None else texts,
             tok,
             model,
             max_len=args.max_len,
@@ -381,7 +453,12 @@ def main(argv=None):
         model.train()
         return lg
 
-    history, best = [], {"macro_recall": -1.0}
+    def selection_score(val_m, dev_m):
+        if args.select_on == "dev+val":
+            return 0.5 * (val_m["macro_recall"] + dev_m["macro_recall"])
+        return val_m["macro_recall"]
+
+    history, best = [], {"score": -1.0}
     best_state = None
     pad_id = tok.pad_token_id or 0
     rng = np.random.default_rng(args.seed + 1)
@@ -421,10 +498,17 @@ def main(argv=None):
             if step in eval_steps:
                 te = time.time()
                 lg = evaluate_val()
+                lg_dev = evaluate_val(dv_pre) if len(dv_y) else None
                 per_tau = {tau: metrics(va_y, (lg - tau * log_prior).argmax(1)) for tau in taus}
+                per_tau_dev = {
+                    tau: metrics(dv_y, (lg_dev - tau * log_prior).argmax(1)) if len(dv_y) else None
+                    for tau in taus
+                }
+                score = {t_: selection_score(per_tau[t_], per_tau_dev[t_]) for t_ in taus}
                 # best tau at this checkpoint (ties -> smaller tau)
-                tau_b = max(taus, key=lambda t_: (round(per_tau[t_]["macro_recall"], 10), -t_))
+                tau_b = max(taus, key=lambda t_: (round(score[t_], 10), -t_))
                 m = per_tau[tau_b]
+                md = per_tau_dev[tau_b]
                 dt_eval = time.time() - te
                 t_eval_total += dt_eval
                 rec = {
@@ -438,14 +522,32 @@ def main(argv=None):
                     "macro_recall_by_tau": {
                         str(t_): round(per_tau[t_]["macro_recall"], 4) for t_ in taus
                     },
+                    "score": round(score[tau_b], 4),
+                    "score_by_tau": {str(t_): round(score[t_], 4) for t_ in taus},
                 }
+                if md is not None:
+                    rec["dev"] = {
+                        "macro_recall": round(md["macro_recall"], 4),
+                        "macro_f1": round(md["macro_f1"], 4),
+                        "accuracy": round(md["accuracy"], 4),
+                        "recall": md["recall"],
+                        "macro_recall_by_tau": {
+                            str(t_): round(per_tau_dev[t_]["macro_recall"], 4) for t_ in taus
+                        },
+                    }
                 history.append(rec)
-                improved = m["macro_recall"] > best["macro_recall"]
+                improved = score[tau_b] > best["score"]
                 log(
                     f"VAL @ epoch {rec['epoch']:.2f}: macro-R {m['macro_recall']:.4f} (tau {tau_b}) "
                     f"macro-F1 {m['macro_f1']:.4f} acc {m['accuracy']:.4f} recall {m['recall']} "
                     f"by tau {rec['macro_recall_by_tau']} ({dt_eval:.0f}s){'  <- best' if improved else ''}"
                 )
+                if md is not None:
+                    log(
+                        f"DEV @ epoch {rec['epoch']:.2f}: macro-R {md['macro_recall']:.4f} "
+                        f"recall {md['recall']} by tau {rec['dev']['macro_recall_by_tau']}; "
+                        f"score {score[tau_b]:.4f} by tau {rec['score_by_tau']}"
+                    )
                 if improved:
                     best = dict(rec)
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -453,7 +555,8 @@ def main(argv=None):
     train_seconds = time.time() - t_train
     log(
         f"training done in {train_seconds / 60:.1f} min ({seen / max(1e-9, train_seconds - t_eval_total):.1f} "
-        f"ex/s excl. evals); best val macro-R {best['macro_recall']:.4f} at epoch {best['epoch']} (tau {best['tau']})"
+        f"ex/s excl. evals); best score {best['score']:.4f} (val macro-R {best['macro_recall']:.4f}) "
+        f"at epoch {best['epoch']} (tau {best['tau']})"
     )
 
     # ---- chosen model: best on val
@@ -469,14 +572,20 @@ def main(argv=None):
     va_logits = evaluate_val()
     model.eval()
     va_m_fp32 = metrics(va_y, va_logits.argmax(1))
-    T, nll0, nll1 = fit_temperature(va_logits, va_y)
-    log(f"temperature on val: T={T:.4f} (NLL {nll0:.4f} -> {nll1:.4f})")
+    dv_logits = evaluate_val(dv_pre) if len(dv_y) else np.zeros((0, 3))
+    model.eval()
+    dv_m_fp32 = metrics(dv_y, dv_logits.argmax(1)) if len(dv_y) else None
+    cal_split = "dev+val" if len(dv_y) else "val"
+    T, nll0, nll1 = fit_temperature(
+        np.concatenate([va_logits, dv_logits]), np.concatenate([va_y, dv_y])
+    )
+    log(f"temperature on {cal_split}: T={T:.4f} (NLL {nll0:.4f} -> {nll1:.4f})")
 
     import transformers as _tf
 
     meta = {
         "name": MODEL_NAME,
-        "version": MODEL_VERSION,
+        "version": args.model_version,
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "task": "3-class tweet sentiment",
         "labels": sm.LABELS,
@@ -509,8 +618,8 @@ def main(argv=None):
         },
         "temperature": round(T, 6),
         "calibration": {
-            "method": "temperature scaling, NLL on val logits (fp32 model)",
-            "split": "val",
+            "method": f"temperature scaling, NLL on {cal_split} logits (fp32 model)",
+            "split": cal_split,
             "nll_before": round(nll0, 5),
             "nll_after": round(nll1, 5),
         },
@@ -544,21 +653,36 @@ def main(argv=None):
         "data": {
             "train": tr_files,
             "val": va_files,
+            "dev_held_out_of_train": {
+                "semeval_files": dev_files,
+                "rows": int(len(dv_y)),
+                "label_counts": np.bincount(dv_y, minlength=3).tolist(),
+            },
             "note": "train_rebuilt is TweetEval-equivalent (rebuilt from SemEval-2017 4A), "
             "not the official TweetEval train file",
         },
         "selection": {
-            "metric": "val macro-averaged recall",
+            "metric": "val macro-averaged recall"
+            if args.select_on == "val"
+            else "mean of dev and val macro-averaged recall",
+            "select_on": args.select_on,
             "granularity_epochs": round(1.0 / max(1, args.evals_per_epoch), 3),
         },
         "val_history": history,
-        "chosen": {"step": best["step"], "epoch": best["epoch"], "tau": tau},
+        "chosen": {
+            "step": best["step"],
+            "epoch": best["epoch"],
+            "tau": tau,
+            "score": best["score"],
+        },
         "logit_adjustment": {
             "tau": tau,
             "train_log_prior": [round(float(x), 6) for x in log_prior],
             "folded_into": "classifier.bias (bias -= tau * log prior)",
             "grid": taus,
-            "chosen_on": "val macro-recall",
+            "chosen_on": "val macro-recall"
+            if args.select_on == "val"
+            else "mean of dev and val macro-recall",
         },
         "val_metrics_fp32": va_m_fp32,
         "test_metrics": None,
@@ -588,6 +712,19 @@ def main(argv=None):
         "val_macro_recall_compact": round(va_m_compact["macro_recall"], 5),
     }
     meta["val_metrics"] = va_m_compact
+    if len(dv_y):
+        dv_m_compact = metrics(
+            dv_y,
+            sm.predict_proba(dv_text, batch_size=args.eval_batch_size, bundle=bundle).argmax(1),
+        )
+        meta["dev_metrics_fp32"] = dv_m_fp32
+        meta["dev_metrics"] = dv_m_compact
+        meta["selection_score_compact"] = round(selection_score(va_m_compact, dv_m_compact), 5)
+        log(
+            f"compact: dev macro-R {dv_m_compact['macro_recall']:.4f}, val macro-R "
+            f"{va_m_compact['macro_recall']:.4f}, selection score "
+            f"{meta['selection_score_compact']:.4f}"
+        )
     meta["artefact_bytes"] = size
 
     # ---- test, once, for the shipped (compact, reloaded) model
