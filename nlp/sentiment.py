@@ -325,30 +325,65 @@ class FinetunedSentiment:
         self.threads = threads
         self.model_name = self.model.name
         self.model_version = self.model.version
+        self.calibration: Any = None
+        self.calibrated_at: str | None = None
+
+    def prepare(self, engine: Any) -> None:
+        """Load this workspace's recalibration of the model, if one was saved.
+
+        ``listenwell corrections recalibrate`` fits it on the agents' corrections
+        (and saves it only when cross-validation says it helps); from the next
+        run on, the probabilities are recalibrated before the label is chosen.
+
+        Raises:
+            NlpError: The stored recalibration does not fit this model.
+        """
+        from listenwell.store.corrections import load_calibration
+
+        from .corrections import Calibration, CalibrationError
+
+        self.calibration = None
+        self.calibrated_at = None
+        stored = load_calibration(engine, self.name, self.model_name, self.model_version)
+        if stored is None:
+            return
+        try:
+            self.calibration = Calibration.from_params(stored.params).for_labels(self.model.labels)
+        except CalibrationError as exc:
+            raise NlpError(
+                f"the stored {self.name} recalibration of {self.model_name} "
+                f"{self.model_version} is unusable ({exc}); remove it with "
+                "`listenwell corrections recalibrate --remove`"
+            ) from None
+        self.calibrated_at = stored.fitted_at.isoformat()
 
     def run(
         self, texts: Sequence[str], embeddings: npt.NDArray[np.float32] | None = None
     ) -> list[StageResult]:
-        """Label each text with its calibrated probability; see the module docstring."""
+        """Label each text with its calibrated probability; see the module docstring.
+
+        With a workspace recalibration loaded (:meth:`prepare`), ``data.probs``
+        are the recalibrated probabilities and ``data.model_probs`` the model's own.
+        """
         set_threads(self.threads)
-        probs = self.model.predict_proba(texts, batch_size=self.batch_size)
+        raw = self.model.predict_proba(texts, batch_size=self.batch_size)
+        cal = self.calibration
+        probs = cal.apply(raw) if cal is not None else raw
         labels = self.model.labels
         results = []
-        for row in probs:
+        for row, raw_row in zip(probs, raw, strict=True):
             best = int(row.argmax())
             p = float(row[best])
-            results.append(
-                StageResult(
-                    label=labels[best],
-                    score=p,
-                    data={
-                        "probs": {
-                            lab: round(float(x), 6) for lab, x in zip(labels, row, strict=True)
-                        },
-                        "low_confidence": p < self.low_confidence,
-                    },
-                )
-            )
+            data: dict[str, Any] = {
+                "probs": {lab: round(float(x), 6) for lab, x in zip(labels, row, strict=True)},
+                "low_confidence": p < self.low_confidence,
+            }
+            if cal is not None:
+                data["model_probs"] = {
+                    lab: round(float(x), 6) for lab, x in zip(labels, raw_row, strict=True)
+                }
+                data["calibration"] = self.calibrated_at
+            results.append(StageResult(label=labels[best], score=p, data=data))
         return results
 
     def explain(

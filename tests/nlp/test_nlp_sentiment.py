@@ -138,3 +138,38 @@ def test_finetuned_beats_vader_on_held_out_tweeteval_test(shared_data, finetuned
     assert ours["macro_recall"] > baseline["macro_recall"]
     assert ours["macro_f1"] > baseline["macro_f1"]
     assert ours["macro_recall"] >= 0.6
+
+
+def test_a_saved_workspace_recalibration_is_applied_from_the_next_run(engine, sentiment_model):
+    """prepare() loads the recalibration saved for this model; run() uses it, keeps model_probs."""
+    from listenwell.nlp.corrections import Calibration
+    from listenwell.nlp.sentiment import FinetunedSentiment
+    from listenwell.store.corrections import save_calibration
+
+    stage = FinetunedSentiment(model=sentiment_model)
+    texts = ["the update broke everything, awful", "ok, it arrived today"]
+    stage.prepare(engine)
+    before = stage.run(texts)
+    assert all("model_probs" not in r.data for r in before)
+    labels = list(sentiment_model.labels)
+    strong_positive = Calibration(labels=tuple(labels), bias=(0.0, 0.0, 50.0), temperature=1.0)
+    save_calibration(
+        engine,
+        "sentiment",
+        stage.model_name,
+        stage.model_version,
+        strong_positive.to_params(),
+        60,
+        actor="test",
+    )
+    stage.prepare(engine)
+    after = stage.run(texts)
+    assert [r.label for r in after] == ["positive", "positive"]
+    for b, a in zip(before, after, strict=True):
+        assert a.data["model_probs"] == b.data["probs"]  # the model's own, kept
+        assert a.data["calibration"]
+    # Another model version's calibration is not applied.
+    other = FinetunedSentiment(model=sentiment_model)
+    other.model_version = "another"
+    other.prepare(engine)
+    assert other.calibration is None
