@@ -148,7 +148,70 @@ def eval_sentiment(
     typer.echo(json.dumps(result))
 
 
+def explain(
+    ctx: typer.Context,
+    mention_id: Annotated[
+        int | None, typer.Argument(help="The stored mention to explain (its id).")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", help="Explain this text instead of a stored mention.")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, max=50, help="How many words.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the words that drove a sentiment prediction.
+
+    Each word is left out in turn; its weight is how much the probability of
+    the predicted label drops without it (positive: it pushed toward the label).
+    Uses the configured sentiment model (finetuned or vader).
+    """
+    from listenwell.nlp import NlpError, create_stage
+
+    if (mention_id is None) == (text is None):
+        raise CliError("give a mention id or --text, not both")
+    options = _options(ctx)
+    if text is None:
+        from sqlalchemy import select
+
+        from listenwell.store.models import MentionRow
+
+        with state_of(ctx).engine().connect() as conn:
+            found = conn.execute(
+                select(MentionRow.text).where(MentionRow.id == mention_id)
+            ).scalar_one_or_none()
+        if found is None:
+            raise CliError(f"no mention has id {mention_id}")
+        text = found
+    if options.sentiment_model == "off":
+        raise CliError("sentiment is switched off (nlp.sentiment_model: off)")
+    try:
+        stage = create_stage(
+            f"sentiment.{options.sentiment_model}",
+            model_dir=options.sentiment_model_dir,
+            low_confidence=options.low_confidence,
+            threads=options.threads,
+        )
+        result = stage.run([text])[0]
+        words = stage.explain(text, top)  # type: ignore[attr-defined]
+    except NlpError as exc:
+        raise CliError(str(exc)) from None
+    if as_json:
+        out = {
+            "label": result.label,
+            "score": result.score,
+            "model": f"{stage.model_name} {stage.model_version}",
+            "words": [{"word": w, "weight": round(float(x), 4)} for w, x in words],
+        }
+        typer.echo(json.dumps(out, ensure_ascii=False))
+        return
+    score = f" ({result.score:.2f})" if result.score is not None else ""
+    typer.echo(f"{result.label}{score} by {stage.model_name} {stage.model_version}")
+    for word, weight in words:
+        typer.echo(f"  {weight:+.3f}  {word}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``enrich`` and the ``eval`` commands to the root app."""
+    """Add ``enrich``, ``explain`` and the ``eval`` commands to the root app."""
     app.command("enrich")(enrich)
+    app.command("explain")(explain)
     app.add_typer(eval_app, name="eval")

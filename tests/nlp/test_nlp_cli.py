@@ -75,3 +75,22 @@ def test_enrich_refuses_an_unmigrated_database(tmp_path, capsys):
     path.write_text(f"database_url: sqlite:///{tmp_path / 'new.db'}\n", encoding="utf-8")
     code, _, err = run(capsys, "--config", str(path), "enrich")
     assert code == 1 and "listenwell db upgrade" in err
+
+
+def test_explain_names_the_words_that_drove_a_stored_mentions_sentiment(cfg, capsys, engine):
+    frame = store.mentions_frame(engine, limit=100)
+    mid = int(frame["id"].iloc[0])
+    text = frame["text"].iloc[0]
+    code, out, err = run(capsys, "--config", cfg, "explain", str(mid), "--json", "--top", "3")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["label"] in {"negative", "neutral", "positive"}
+    assert 1 <= len(got["words"]) <= 3
+    assert all(w["word"] in text for w in got["words"])
+    weights = [abs(w["weight"]) for w in got["words"]]
+    assert weights == sorted(weights, reverse=True)
+
+    code, out, err = run(capsys, "--config", cfg, "explain", "999999")
+    assert code == 1 and "no mention has id 999999" in err
+    code, out, err = run(capsys, "--config", cfg, "explain", str(mid), "--text", "x")
+    assert code == 1 and "not both" in err
