@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 __all__ = [
     "SENTIMENT_COLORS",
     "net_sentiment",
+    "plain",
     "ranking_bar",
     "sentiment_chart",
     "source_bar",
@@ -16,9 +17,19 @@ __all__ = [
     "theme_table",
     "theme_trend_chart",
     "volume_chart",
+    "word_weights",
 ]
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend_title_text": ""}
+
+
+def plain(value: object) -> str:
+    """A label safe for plotly, which reads a few HTML tags (``<a href>``, ``<b>``) in text.
+
+    Angle brackets become look-alike characters, so user text (handles, theme
+    names, words of a post) is drawn as text and never as a tag or a link.
+    """
+    return str(value).replace("<", "\u2039").replace(">", "\u203a")
 
 
 def volume_chart(df: pd.DataFrame, *, title: str = "Mentions over time") -> go.Figure:
@@ -60,7 +71,7 @@ def source_bar(df: pd.DataFrame, *, title: str = "Mentions by source") -> go.Fig
 def ranking_bar(df: pd.DataFrame, label: str, value: str, *, title: str) -> go.Figure:
     """Horizontal bars of ``value`` per ``label``, largest at the top."""
     fig = px.bar(
-        df.sort_values(value),
+        df.assign(**{label: df[label].map(plain)}).sort_values(value),
         x=value,
         y=label,
         orientation="h",
@@ -193,7 +204,9 @@ def theme_sentiment_bar(df: pd.DataFrame, *, top: int = 15) -> go.Figure:
     if df.empty:
         data = pd.DataFrame(columns=["theme", "sentiment", "mentions"])
     else:
-        data = df.assign(sentiment=df["sentiment"].fillna("not labelled"))
+        data = df.assign(
+            sentiment=df["sentiment"].fillna("not labelled"), theme=df["theme"].map(plain)
+        )
         data = data.groupby(["theme", "sentiment"], as_index=False)["mentions"].sum()
         order = data.groupby("theme")["mentions"].sum().sort_values(ascending=False).index
         data = data[data["theme"].isin(order[:top])]
@@ -222,6 +235,7 @@ def theme_trend_chart(df: pd.DataFrame, theme_ids: list[int]) -> go.Figure:
     """
     data = df[df["theme_id"].isin(theme_ids)] if not df.empty else df
     if not data.empty:
+        data = data.assign(theme=data["theme"].map(plain))
         data = data.groupby(["bucket", "theme"], as_index=False)["mentions"].sum()
     else:
         data = pd.DataFrame(columns=["bucket", "theme", "mentions"])
@@ -235,4 +249,26 @@ def theme_trend_chart(df: pd.DataFrame, theme_ids: list[int]) -> go.Figure:
         labels={"bucket": "", "mentions": "Mentions", "theme": "Theme"},
     )
     fig.update_layout(hovermode="x unified", **_LAYOUT)
+    return fig
+
+
+def word_weights(words: list[tuple[str, float]]) -> go.Figure:
+    """Horizontal bars of word weights: green pushed toward the predicted label, red away.
+
+    Args:
+        words: ``(word, weight)`` pairs, as a sentiment model's ``explain`` returns them.
+    """
+    data = pd.DataFrame([(plain(w), x) for w, x in words], columns=["word", "weight"])
+    data["effect"] = ["toward the label" if w >= 0 else "away from it" for w in data["weight"]]
+    fig = px.bar(
+        data.iloc[::-1],
+        x="weight",
+        y="word",
+        color="effect",
+        orientation="h",
+        title="Words that drove the prediction",
+        color_discrete_map={"toward the label": "#16a34a", "away from it": "#dc2626"},
+        labels={"weight": "Probability drop without the word", "word": ""},
+    )
+    fig.update_layout(**_LAYOUT)
     return fig

@@ -109,6 +109,32 @@ def theme_detail(url: str, theme_id: int, quotes: int) -> Any:
     return detail(_engine(url), theme_id, quotes=quotes)
 
 
+@st.cache_resource(show_spinner="Loading the sentiment model…")
+def _sentiment_stage(kind: str, model_dir: str | None) -> Any:
+    from listenwell.nlp import create_stage
+
+    return create_stage(f"sentiment.{kind}", model_dir=model_dir, threads=1)
+
+
+def explain_sentiment(text: str, top: int = 8) -> tuple[str | None, list[tuple[str, float]]]:
+    """The configured sentiment model's label for ``text`` and the words that drove it.
+
+    Returns ``(None, [])`` when sentiment is switched off; a model that cannot
+    be loaded becomes a message on the page.
+    """
+    nlp = settings().nlp
+    if nlp.sentiment_model == "off":
+        return None, []
+    from listenwell.nlp import NlpError
+
+    try:
+        stage = _sentiment_stage(nlp.sentiment_model, nlp.sentiment_model_dir)
+        label = stage.run([text])[0].label
+        return label, stage.explain(text, top)
+    except NlpError as exc:
+        fail(f"The sentiment model could not explain this: {exc}")
+
+
 @_cached
 def data_range(url: str) -> tuple[date | None, date | None, list[str]]:
     """First and last day with mentions, and the sources present (for filter defaults)."""

@@ -227,3 +227,17 @@ def test_themes_page_shows_themes_sentiment_quotes_and_weekly_change(seeded):
 def test_themes_page_without_themes_says_how_to_get_them(seeded):
     at = run_page("app_pages/themes.py")
     assert "listenwell enrich" in all_text(at)
+
+
+def test_mentions_page_explains_a_sentiment_with_the_real_model(seeded):
+    at = run_page("app_pages/mentions.py")
+    frame = next(df.value for df in at.dataframe if "text" in df.value.columns)
+    assert {"sentiment", "intent", "topic", "customer_id"} <= set(frame.columns)
+    pick = at.selectbox(key="explain_pick")
+    assert pick.options and pick.value is None  # nothing computed until a mention is picked
+    assert not [t for t in at.text if str(t.value).startswith("Predicted: ")]
+    pick.select_index(0).run()
+    assert not at.exception, at.exception
+    predicted = [t.value for t in at.text if str(t.value).startswith("Predicted: ")]
+    assert predicted and predicted[0].split(": ")[1] in {"negative", "neutral", "positive"}
+    assert at.get("plotly_chart")

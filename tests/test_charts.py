@@ -63,3 +63,17 @@ def test_theme_table_counts_shares_and_week_over_week_change():
     assert charts.theme_table(df.iloc[0:0]).empty
     fig = charts.theme_sentiment_bar(df)
     assert {t.name for t in fig.data} == {"negative", "positive", "neutral", "not labelled"}
+
+
+def test_user_text_in_chart_labels_cannot_become_tags_or_links():
+    evil = '<a href="javascript:alert(1)">x</a><b>bold</b>'
+    fig = charts.ranking_bar(
+        pd.DataFrame({"author_handle": [evil], "mentions": [3]}),
+        "author_handle",
+        "mentions",
+        title="Top authors",
+    )
+    labels = [str(v) for trace in fig.data for v in trace.y]
+    assert labels and all("<" not in v and ">" not in v for v in labels)
+    words = charts.word_weights([(evil, 0.5), ("fine", -0.1)])
+    assert all("<" not in str(v) for trace in words.data for v in trace.y)
