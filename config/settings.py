@@ -314,6 +314,44 @@ class NlpSettings(_Section):
     )
 
 
+class LinkingSettings(_Section):
+    """Linking mentions to known customers, fuzzy customer search and duplicate detection."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Run the customer-linking stage in `listenwell enrich` (handle, e-mail, "
+        "phone or account-number evidence; a name alone is only a suggestion).",
+    )
+    default_region: str = Field(
+        default="US",
+        min_length=2,
+        max_length=2,
+        description="Region (ISO 3166 code) assumed for phone numbers written without a "
+        "country code.",
+    )
+    duplicate_min_score: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="Customer pairs scoring at least this are listed by `listenwell customers "
+        "duplicates`.",
+    )
+    account_fields: str = Field(
+        default=(
+            "order|account|acct|invoice|ticket|booking|reservation|member|loyalty|"
+            "contract|policy|subscription|reference|serial"
+        ),
+        description="Regular expression of the customer attribute names that hold order or "
+        "account numbers; such a number in a post is strong evidence.",
+    )
+    name_min_score: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Smallest name similarity offered as a (never exported) link suggestion.",
+    )
+
+
 class InboxSettings(_Section):
     """The inbox: canned replies."""
 
@@ -384,6 +422,10 @@ class Settings(BaseSettings):
     nlp: NlpSettings = Field(
         default_factory=NlpSettings,
         description="NLP enrichment (listenwell enrich): models, batches, threads.",
+    )
+    linking: LinkingSettings = Field(
+        default_factory=LinkingSettings,
+        description="Linking mentions to customers; customer search and duplicates.",
     )
     inbox: InboxSettings = Field(
         default_factory=InboxSettings, description="The inbox: canned replies."

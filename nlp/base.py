@@ -169,6 +169,7 @@ REGISTRY: dict[str, StageFactory | str] = {
     "intent.prototypes": "listenwell.nlp.intent:PrototypeIntent",
     "language.langid": "listenwell.nlp.language:LangidLanguage",
     "themes.kmeans": "listenwell.nlp.themes:ThemeAssigner",
+    "links.evidence": "listenwell.nlp.linking:EvidenceLinker",
 }
 """Stage factories by name: a callable, or ``"module:attribute"`` imported on first use.
 

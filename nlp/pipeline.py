@@ -351,6 +351,20 @@ def build_pipeline(options: NlpOptions | None = None, settings: Any = None) -> P
             threads=options.threads,
         ),
     ]
+    linking = getattr(settings, "linking", None)
+    if linking is None or linking.enabled:
+        from .matching import MatchOptions
+
+        match = MatchOptions.from_settings(settings)
+        stages.append(
+            create_stage(
+                "links.evidence",
+                default_region=match.default_region,
+                account_fields=match.account_fields,
+                name_min_score=match.name_min_score,
+                duplicate_min_score=match.duplicate_min_score,
+            )
+        )
     if embedder is not None:
         # These read the stored vectors; without embeddings they are off.
         stages.append(

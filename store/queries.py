@@ -134,7 +134,13 @@ def _joined() -> _Joined:
         .outerjoin(intent, and_(intent.c.mention_id == M.c.id, intent.c.stage == "intent"))
         .outerjoin(lang, and_(lang.c.mention_id == M.c.id, lang.c.stage == "language"))
         .outerjoin(link, and_(link.c.mention_id == M.c.id, link.c.stage == "links"))
-        .outerjoin(cust, cust.c.customer_id == link.c.label)
+        .outerjoin(
+            cust,
+            and_(
+                cust.c.customer_id == link.c.label,
+                link.c.data["strength"].as_string() == "strong",
+            ),
+        )
         .outerjoin(theme, cast(theme.c.id, String) == theme_key)
         .outerjoin(survivor, survivor.c.id == theme.c.merged_into)
     )
@@ -379,15 +385,30 @@ def _mention_columns(j: _Joined) -> list[Any]:
         j.sentiment.label("sentiment"),
         j.sentiment_score.label("sentiment_score"),
         j.topic.label("topic"),
-        j.link.c.label.label("customer_id"),
-        j.link.c.score.label("link_confidence"),
-        j.link.c.data.label("link_evidence"),
+        # Filled from the links in force (store.links.effective_links): see _with_links.
+        literal(None).label("customer_id"),
+        literal(None).label("link_confidence"),
+        literal(None).label("link_evidence"),
         literal(None).label("escalated"),
         literal(None).label("priority"),
         j.theme_id.label("theme_id"),
         j.intent.label("intent"),
         j.language.label("language"),
     ]
+
+
+_LINK_COLUMNS = {
+    "customer_id": "customer_id",
+    "link_confidence": "confidence",
+    "link_evidence": "evidence_text",
+}
+
+
+def _links(conn: Any, mention_ids: list[int]) -> dict[int, Any]:
+    """The links in force: confirmed by an agent, else strong evidence not rejected."""
+    from .links import effective_links
+
+    return dict(effective_links(conn, mention_ids)) if mention_ids else {}
 
 
 def mentions_frame(
@@ -413,6 +434,9 @@ def mentions_frame(
     df = _frame(engine, stmt, timeout_s)
     if not df.empty:
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+        links = _links(engine, df["id"].tolist())
+        for column, attr in _LINK_COLUMNS.items():
+            df[column] = [getattr(links[i], attr) if i in links else None for i in df["id"]]
     return df
 
 
@@ -439,10 +463,15 @@ def iter_export_rows(
         )
         with engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
+            links = _links(conn, [r["id"] for r in rows])
         if not rows:
             return
         for row in rows:
             out = {k: row[k] for k in EXPORT_COLUMNS}
+            link = links.get(row["id"])
+            if link is not None:
+                for column, attr in _LINK_COLUMNS.items():
+                    out[column] = getattr(link, attr)
             created = row["created_at"]
             out["created_at"] = created.isoformat().replace("+00:00", "Z")
             yield out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pandas as pd
 from sqlalchemy import insert
 
 from listenwell import store
@@ -144,3 +145,61 @@ def test_newest_correction_wins_in_export_filters_and_charts(engine):
         "positive": 2,
         "neutral": 1,
     }
+
+
+def test_export_links_only_strong_evidence_or_an_agents_confirmation(engine):
+    from listenwell.store.links import decide_link
+
+    ids = _seed(engine)
+    store.upsert_customers(
+        engine,
+        [("1", store.Customer("C1", "Jo Doe")), ("2", store.Customer("C2", "Al Roe"))],
+    )
+    from sqlalchemy import select
+
+    from listenwell.store.models import CustomerRow
+
+    with engine.connect() as conn:
+        pks = dict(conn.execute(select(CustomerRow.customer_id, CustomerRow.id)).all())
+    evidence = [{"kind": "handle", "value": "x:@a0", "weight": 0.95}]
+    with engine.begin() as conn:
+        store.upsert_enrichments(
+            conn,
+            [
+                store.EnrichmentResult(
+                    ids[0],
+                    "links",
+                    "C1",
+                    0.95,
+                    "linker",
+                    "1",
+                    {"customer_pk": int(pks["C1"]), "strength": "strong", "evidence": evidence},
+                ),
+                store.EnrichmentResult(
+                    ids[1],
+                    "links",
+                    "C2",
+                    0.6,
+                    "linker",
+                    "1",
+                    {
+                        "customer_pk": int(pks["C2"]),
+                        "strength": "weak",
+                        "evidence": [{"kind": "name", "value": "Al Roe", "weight": 0.6}],
+                    },
+                ),
+            ],
+        )
+    rows = _export(engine, ids)
+    assert (rows[ids[0]]["customer_id"], rows[ids[0]]["link_confidence"]) == ("C1", 0.95)
+    assert "handle" in rows[ids[0]]["link_evidence"]
+    assert rows[ids[1]]["customer_id"] is None  # a name alone is never exported as a link
+    assert rows[ids[2]]["customer_id"] is None
+
+    decide_link(engine, ids[0], "C1", "rejected", "agent")
+    decide_link(engine, ids[2], "C2", "confirmed", "agent")
+    rows = _export(engine, ids)
+    assert rows[ids[0]]["customer_id"] is None
+    assert (rows[ids[2]]["customer_id"], rows[ids[2]]["link_confidence"]) == ("C2", 1.0)
+    frame = store.mentions_frame(engine).set_index("id")
+    assert frame.loc[ids[2], "customer_id"] == "C2" and pd.isna(frame.loc[ids[0], "customer_id"])
