@@ -372,4 +372,16 @@ def build_pipeline(options: NlpOptions | None = None, settings: Any = None) -> P
                 f"intent.{options.intent_model}", embedder=embedder, threads=options.threads
             )
         )
+        theme_options = None
+        if options.themes != "off":
+            from .themes import ThemeOptions
+
+            theme_options = (
+                ThemeOptions.from_settings(settings)
+                if settings is not None
+                else ThemeOptions(threads=options.threads)
+            )
+        stages.append(
+            create_stage(f"themes.{options.themes}", options=theme_options, threads=options.threads)
+        )
     return Pipeline(stages, embedder=embedder, batch_size=options.batch_size)
