@@ -100,10 +100,24 @@ def state_of(ctx: typer.Context) -> State:
 
 
 def _register() -> None:
-    from . import collect, corrections, customers, db, demo, escalations, inbox, io, nlp, themes
+    from . import (
+        collect,
+        corrections,
+        crm,
+        customers,
+        db,
+        demo,
+        escalations,
+        inbox,
+        io,
+        nlp,
+        themes,
+    )
 
-    for module in (db, io, collect, nlp, customers, themes, corrections, inbox, escalations, demo):
+    for module in (db, io, collect, nlp, customers, themes, corrections, inbox, escalations, crm):
         module.register(app)
+    demo.register(app)
+    customers.customers_app.command("show")(crm.customer_show)
 
 
 _register()
