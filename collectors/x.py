@@ -193,7 +193,7 @@ class XCollector(Collector):
             "max_results": self.page_size,
             "expansions": ["author_id", "referenced_tweets.id"],
             "tweet_fields": _TWEET_FIELDS,
-            "user_fields": ["username", "name"],
+            "user_fields": ["username", "name", "public_metrics"],  # followers: reach rules
         }
         if since is not None:
             start = max(since, datetime.now(UTC) - _WINDOW)

@@ -352,6 +352,22 @@ class LinkingSettings(_Section):
     )
 
 
+class EscalationSettings(_Section):
+    """Escalation rules and the SLA sweep."""
+
+    rules_file: str | None = Field(
+        default=None,
+        description="YAML escalation rules and SLA policies used while no version is saved "
+        "in the database (`listenwell rules save`); empty means the shipped config/rules.yaml.",
+    )
+    sweep_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between passes of `listenwell escalations sweep --watch` (reminders "
+        "and automatic upgrades).",
+    )
+
+
 class InboxSettings(_Section):
     """The inbox: canned replies."""
 
@@ -426,6 +442,9 @@ class Settings(BaseSettings):
     linking: LinkingSettings = Field(
         default_factory=LinkingSettings,
         description="Linking mentions to customers; customer search and duplicates.",
+    )
+    escalations: EscalationSettings = Field(
+        default_factory=EscalationSettings, description="Escalation rules and the SLA sweep."
     )
     inbox: InboxSettings = Field(
         default_factory=InboxSettings, description="The inbox: canned replies."

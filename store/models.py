@@ -378,7 +378,8 @@ class ConversationRow(Base):
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Business seconds spent pending on the customer; the SLA clock does not run then.
+    # Wall-clock seconds spent pending on the customer (the SLA engine turns the pending
+    # spells into business time); the SLA clock does not run then.
     paused_s: Mapped[float] = mapped_column(Float, default=0.0)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -371,6 +371,9 @@ def top_authors(
 
 
 def _mention_columns(j: _Joined) -> list[Any]:
+    from .escalations import escalation_columns
+
+    escalated, priority = escalation_columns(M.c.id)
     return [
         M.c.id,
         M.c.source,
@@ -389,8 +392,8 @@ def _mention_columns(j: _Joined) -> list[Any]:
         literal(None).label("customer_id"),
         literal(None).label("link_confidence"),
         literal(None).label("link_evidence"),
-        literal(None).label("escalated"),
-        literal(None).label("priority"),
+        escalated.label("escalated"),
+        priority.label("priority"),
         j.theme_id.label("theme_id"),
         j.intent.label("intent"),
         j.language.label("language"),

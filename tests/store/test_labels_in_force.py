@@ -203,3 +203,31 @@ def test_export_links_only_strong_evidence_or_an_agents_confirmation(engine):
     assert (rows[ids[2]]["customer_id"], rows[ids[2]]["link_confidence"]) == ("C2", 1.0)
     frame = store.mentions_frame(engine).set_index("id")
     assert frame.loc[ids[2], "customer_id"] == "C2" and pd.isna(frame.loc[ids[0], "customer_id"])
+
+
+def test_export_fills_escalated_and_priority_from_the_conversation(engine):
+    from listenwell.store.models import ConversationRow
+
+    ids = _seed(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(ConversationRow.__table__).values(
+                mention_id=ids[1],
+                status="open",
+                tags=[],
+                priority="urgent",
+                escalated=True,
+                escalation_level=1,
+                opened_at=WHEN,
+                paused_s=0.0,
+                version=1,
+                created_at=WHEN,
+                updated_at=WHEN,
+            )
+        )
+    rows = _export(engine, ids)
+    assert (rows[ids[1]]["escalated"], rows[ids[1]]["priority"]) in {
+        (True, "urgent"),
+        (1, "urgent"),
+    }
+    assert (rows[ids[0]]["escalated"], rows[ids[0]]["priority"]) == (None, None)
