@@ -769,7 +769,9 @@ def refit(
 ) -> RefitReport:
     """Fit themes on every stored embedding, keeping the ids of themes that continue.
 
-    The first fit creates themes; later ones map the new clusters to the
+    The first fit creates themes (their number chosen by silhouette unless
+    ``options.n_themes`` is set); later ones keep the current number of themes
+    unless ``options.n_themes`` says otherwise, map the new clusters to the
     current themes (:func:`match`) and record keeps, splits, merges, new and
     retired themes as theme events. Every mention is then re-assigned. All of
     it is one transaction.
@@ -809,6 +811,10 @@ def refit(
     init = np.stack([t.centroid for t in seeds]) if seeds else None
     k = options.n_themes
     silhouette: dict[int, float] = {}
+    if k is None and seeds:
+        # A refit keeps the number of themes unless asked for another (``--count``):
+        # choosing k again would renumber the map for no reason the user asked for.
+        k = len(seeds)
     if k is None:
         k, silhouette = choose_k(
             x,
