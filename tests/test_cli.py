@@ -9,19 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 
 from listenwell import store
 from listenwell.cli import CliError, main
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, err: str) -> None:

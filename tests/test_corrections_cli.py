@@ -11,25 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from cli_helpers import run
 from sqlalchemy import func, select
 
 from listenwell import store
-from listenwell.cli import app, main
+from listenwell.cli import app
 from listenwell.store import corrections as sc
 from listenwell.store.models import AuditRow, CalibrationRow, MentionRow
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)  # a Monday
 LABELS = ("negative", "neutral", "positive")
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, err: str) -> None:

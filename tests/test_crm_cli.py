@@ -8,20 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 from sqlalchemy import insert
 
-from listenwell.cli import main
 from listenwell.store.models import ConversationRow, CustomerRow, MentionRow
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code: int, err: str) -> bool:

@@ -8,23 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 
 from listenwell import store
-from listenwell.cli import main
 from listenwell.store.links import LINK_STAGE, list_decisions
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CUSTOMERS = REPO / "demo" / "data" / "customers.csv"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, err: str) -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import typer
+from cli_helpers import run
 from sqlalchemy import insert, select
 
 from listenwell import store
-from listenwell.cli import app, main
+from listenwell.cli import app
 from listenwell.store.models import ConversationRow, MentionRow
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)  # a Monday
@@ -31,16 +32,6 @@ sla:
     normal: {first_response_minutes: 60, resolution_minutes: 240}
     low: {first_response_minutes: 120, resolution_minutes: 480}
 """
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, err: str) -> None:

@@ -8,22 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import run
 
-from listenwell.cli import main
 from listenwell.demo.fakes.reddit import FakeReddit
 from listenwell.demo.fakes.x import FakeX
 
 TWEET = "1800000000000000042"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, err: str) -> None:

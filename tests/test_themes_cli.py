@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from cli_helpers import run
 from sqlalchemy import select
 
 from listenwell import store
-from listenwell.cli import main
 from listenwell.store.models import AuditRow, MentionRow
 
 WORDS = {
@@ -23,16 +23,6 @@ WORDS = {
     2: ["delivery", "courier", "package"],
 }
 SENTIMENT = {0: "negative", 1: "neutral", 2: "positive"}
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, err: str) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_helpers import run
 
 from listenwell import store
-from listenwell.cli import app, main
+from listenwell.cli import app
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -17,16 +18,6 @@ def _cli_registered():
 
     if "enrich" not in {c.name for c in app.registered_commands}:
         cli_nlp.register(app)
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 
-from listenwell.cli import app, main
+from listenwell.cli import app
 from listenwell.nlp.evaluate import LabelFormatError, normalise_labels, sentiment_metrics
 
 NEG, NEU, POS = "negative", "neutral", "positive"
@@ -84,16 +85,6 @@ def write_csv(path: Path, fmt: str) -> Path:
             w.writerow([i, text, FORMATS[fmt][label]])
         w.writerow([99, "unlabelled rows are skipped", ""])
     return path
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))

@@ -252,11 +252,7 @@ def test_phase_one_starts_after_every_vector_is_stored_and_context_reaches_stage
     assert report.results == {"corpus": len(texts), "author": len(texts)}
     authors = store.read_enrichments(engine, "author")
     with engine.connect() as conn:
-        stored = dict(
-            conn.execute(
-                select(MentionRow.id, MentionRow.author_handle)
-            ).all()
-        )
+        stored = dict(conn.execute(select(MentionRow.id, MentionRow.author_handle)).all())
     for mid in ids:
         assert authors[mid].data == {"id": mid}
         assert authors[mid].label.endswith(f":{stored[mid]}")
