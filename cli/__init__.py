@@ -111,13 +111,29 @@ def _register() -> None:
         inbox,
         io,
         nlp,
+        privacy,
+        reports,
         themes,
     )
 
-    for module in (db, io, collect, nlp, customers, themes, corrections, inbox, escalations, crm):
+    modules = (
+        db,
+        io,
+        collect,
+        nlp,
+        customers,
+        themes,
+        corrections,
+        inbox,
+        escalations,
+        crm,
+        reports,
+    )
+    for module in modules:
         module.register(app)
     demo.register(app)
     customers.customers_app.command("show")(crm.customer_show)
+    privacy.register(app)
 
 
 _register()

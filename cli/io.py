@@ -219,15 +219,37 @@ def export_mentions(
     source: Annotated[
         list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")
     ] = None,
+    formula_guard: Annotated[
+        bool,
+        typer.Option(
+            "--formula-guard/--no-formula-guard",
+            help="Prefix text that a spreadsheet would run as a formula (starting with = + - @) "
+            "with a ' so opening the file is safe; --no-formula-guard keeps text verbatim.",
+        ),
+    ] = True,
 ) -> None:
     """Export mentions with their enrichment columns as CSV (one row per mention).
 
     Columns: source, external_id, created_at, author_handle, author_name, text,
     url, rating, in_reply_to, sentiment, sentiment_score, topic, customer_id,
-    link_confidence, link_evidence, escalated, priority. Columns of stages that
-    have not run are empty.
+    link_confidence, link_evidence, escalated, priority, theme_id, intent,
+    language. Columns of stages that have not run are empty. With the setting
+    privacy.redact_exports, e-mail addresses, phone numbers and card numbers in
+    the text are replaced by [email], [phone] and [card].
     """
+    from listenwell.crm.reports import safe_cell_text
+
     state = state_of(ctx)
+    redact_text = None
+    if state.settings.privacy.redact_exports:
+        from listenwell.crm.pii import redact
+
+        region = state.settings.linking.default_region
+        kinds = tuple(state.settings.privacy.redact_kinds)
+
+        def redact_text(value: str) -> str:
+            return redact(value, kinds, region=region)
+
     engine = state.engine()
     filters = store.MentionFilter(
         start=_parse_day(since, "--since"),
@@ -248,6 +270,12 @@ def export_mentions(
             for row in store.iter_export_rows(engine, filters):
                 if isinstance(row.get("link_evidence"), dict | list):
                     row["link_evidence"] = json.dumps(row["link_evidence"], ensure_ascii=False)
+                for column in _TEXT_COLUMNS:
+                    value = row.get(column)
+                    if isinstance(value, str):
+                        if redact_text is not None and column in _PERSONAL_COLUMNS:
+                            value = redact_text(value)
+                        row[column] = safe_cell_text(value) if formula_guard else value
                 writer.writerow(row)
                 n += 1
                 if n % 1000 == 0:
@@ -258,6 +286,11 @@ def export_mentions(
     if handle is None:
         typer.echo(f"exported {n:,} mentions to {output}")
     store.record_audit(engine, actor(), "export.mentions", "file", str(output), {"rows": n})
+
+
+# Free text a person or a source wrote: formula-guarded, and redacted where configured.
+_TEXT_COLUMNS = ("author_handle", "author_name", "text", "url", "topic", "link_evidence")
+_PERSONAL_COLUMNS = ("author_name", "text")
 
 
 def _parse_day(value: str | None, option: str) -> date | None:

@@ -368,6 +368,20 @@ class EscalationSettings(_Section):
     )
 
 
+class PrivacySettings(_Section):
+    """Personal data in exports."""
+
+    redact_exports: bool = Field(
+        default=False,
+        description="Replace e-mail addresses, phone numbers and card numbers in exported "
+        "text with [email], [phone] and [card].",
+    )
+    redact_kinds: list[Literal["email", "phone", "card"]] = Field(
+        default_factory=lambda: ["email", "phone", "card"],
+        description="Which kinds of personal data redact_exports replaces.",
+    )
+
+
 class InboxSettings(_Section):
     """The inbox: canned replies."""
 
@@ -445,6 +459,9 @@ class Settings(BaseSettings):
     )
     escalations: EscalationSettings = Field(
         default_factory=EscalationSettings, description="Escalation rules and the SLA sweep."
+    )
+    privacy: PrivacySettings = Field(
+        default_factory=PrivacySettings, description="Personal data in exports."
     )
     inbox: InboxSettings = Field(
         default_factory=InboxSettings, description="The inbox: canned replies."

@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,49 @@ def test_console_script_runs_as_a_real_process(tmp_path):
         [sys.executable, "-m", "listenwell", "--help"], capture_output=True, text=True, timeout=60
     )
     assert ok.returncode == 0 and "listenwell" in ok.stdout
+
+
+def _first_row(path: Path) -> dict[str, str]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return next(csv.DictReader(f))
+
+
+def test_export_guards_formulas_and_redacts_personal_data_when_configured(
+    cfg, capsys, tmp_path, config_file
+):
+    from listenwell.config import load_settings
+
+    url = load_settings(config_file).database_url
+    eng = store.connect(url)
+    text = '=HYPERLINK("http://evil") mail me at jo@example.com or +1 415 555 0100'
+    store.upsert_mentions(
+        eng, [store.Mention("x", "f1", datetime(2024, 1, 1, tzinfo=UTC), text, author_handle="@jo")]
+    )
+    eng.dispose()
+    out_csv = tmp_path / "out.csv"
+    code, _, err = run(capsys, "--config", cfg, "export", "mentions", "--output", str(out_csv))
+    assert code == 0, err
+    row = _first_row(out_csv)
+    assert row["text"] == "'" + text  # a spreadsheet shows it as text, never runs it
+    code, _, err = run(
+        capsys,
+        "--config",
+        cfg,
+        "export",
+        "mentions",
+        "--output",
+        str(out_csv),
+        "--no-formula-guard",
+    )
+    assert _first_row(out_csv)["text"] == text
+
+    redacting = tmp_path / "redact.yaml"
+    redacting.write_text(
+        config_file.read_text(encoding="utf-8") + "privacy:\n  redact_exports: true\n",
+        encoding="utf-8",
+    )
+    code, _, err = run(capsys, "--config", str(redacting), "export", "mentions", "-o", str(out_csv))
+    assert code == 0, err
+    redacted = _first_row(out_csv)["text"]
+    assert "jo@example.com" not in redacted and "555 0100" not in redacted
+    assert "[email]" in redacted and "[phone]" in redacted
