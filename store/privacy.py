@@ -139,6 +139,8 @@ class ErasureReport:
         link_results: ``links`` results on other mentions that named the customer.
         audit_scrubbed: Audit entries whose detail was replaced.
         quarantine: Quarantined records deleted.
+        texts_scrubbed: Other people's mentions, notes and replies in which their
+            handle, name or e-mail was replaced by ``[erased]``.
     """
 
     customer_hash: str
@@ -148,6 +150,7 @@ class ErasureReport:
     handles: int = 0
     link_results: int = 0
     audit_scrubbed: int = 0
+    texts_scrubbed: int = 0
     quarantine: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -250,6 +253,40 @@ def _identifiers(c: Connection, row: Row[Any]) -> tuple[list[str], str | None]:
             if value and len(str(value).strip().lstrip("@")) >= _MIN_CHARS:
                 found.add(str(value).strip().lstrip("@").lower())
     return sorted(found), _phone_digits(row.phone)
+
+
+ERASED = "[erased]"
+
+
+def _scrub_texts(c: Connection, needles: Sequence[str]) -> int:
+    """Replace ``needles`` (case-insensitively) by :data:`ERASED` in others' free text.
+
+    Covers mentions (text, author name, raw payload), conversation notes and
+    replies. Returns how many rows changed.
+    """
+    words = [n for n in needles if len(n) >= _MIN_CHARS]
+    if not words:
+        return 0
+    pattern = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)), re.I)
+    changed = 0
+    targets: list[tuple[Table, list[str]]] = [
+        (_mentions, ["text", "author_name", "raw"]),
+        (_notes, ["body"]),
+        (_replies, ["body"]),
+    ]
+    for table, names in targets:
+        columns = [table.c[n] for n in names]
+        hit = or_(*[_mentions_text(col, words) for col in columns])
+        rows = c.execute(select(table.c.id, *columns).where(hit)).all()
+        for row in rows:
+            values = {
+                n: pattern.sub(ERASED, getattr(row, n))
+                for n in names
+                if isinstance(getattr(row, n), str)
+            }
+            c.execute(update(table).where(table.c.id == row.id).values(**values))
+            changed += 1
+    return changed
 
 
 def _phone_digits(phone: str | None, region: str = "US") -> str | None:
@@ -475,6 +512,10 @@ def erase_person(
         mentions = 0
         for part in chunked(fp.mention_ids, _CHUNK):
             mentions += c.execute(delete(_mentions).where(_mentions.c.id.in_(part))).rowcount
+        # Other people's posts, notes and replies that name them (a brand's reply
+        # "@jdoe we're sorry", a note quoting their e-mail): the identifiers are
+        # replaced by "[erased]" where they stand; the rest of the text stays.
+        named_elsewhere = _scrub_texts(c, needles)
         # Link suggestions naming the customer on mentions that are not theirs.
         named = or_(
             _enrich.c.label == customer_id,
@@ -495,6 +536,7 @@ def erase_person(
             link_results=link_results,
             audit_scrubbed=scrubbed,
             quarantine=quarantined,
+            texts_scrubbed=named_elsewhere,
         )
         detail = report.as_dict()
         detail.pop("customer_hash")
