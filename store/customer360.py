@@ -51,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as cast_
 from sqlalchemy.sql.elements import ColumnElement
 
-from .engine import read_connection
+from .engine import using
 from .errors import NotFoundError
 from .models import (
     AuditRow,
@@ -400,23 +400,6 @@ def _utc(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _connected(conn: Connection | Engine, timeout_s: float) -> Any:
-    if isinstance(conn, Engine):
-        return read_connection(conn, timeout_s)
-    return _Borrowed(conn)
-
-
-class _Borrowed:
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _event_keys(pk: int) -> tuple[Select[Any], Any]:
     """A UNION ALL of ``(at, kind, id)`` over the customer's events, and the mentions CTE."""
     mine = linked_mentions([pk]).cte("mine")
@@ -482,7 +465,7 @@ def customer_360(
     """
     limit = max(1, min(limit, _MAX_PAGE))
     cursor = _parse_cursor(before) if before else None
-    with _connected(conn, timeout_s) as c:
+    with using(conn, timeout_s) as c:
         row = c.execute(select(_customers).where(_customers.c.customer_id == customer_id)).first()
         if row is None:
             raise NotFoundError(f"no customer with id {customer_id!r}")
@@ -805,15 +788,23 @@ def reminders(
     start = _day_start(today)
     rows: list[dict[str, Any]] = []
     live = _customers.c.erased_at.is_(None)
-    with _connected(conn, timeout_s) as c:
+    with using(conn, timeout_s) as c:
         next_contact = func.substr(_customers.c.attributes["next_contact"].as_string(), 1, 10)
-        for r in c.execute(
+        for planned in c.execute(
             select(_customers.c.customer_id, _customers.c.name)
             .where(live, next_contact == today.isoformat())
             .order_by(_customers.c.customer_id)
         ):
             rows.append(
-                _reminder("due_today", r.customer_id, r.name, None, start, start, "next_contact")
+                _reminder(
+                    "due_today",
+                    planned.customer_id,
+                    planned.name,
+                    None,
+                    start,
+                    start,
+                    "next_contact",
+                )
             )
         last_reply = (
             select(func.max(func.coalesce(_replies.c.sent_at, _replies.c.created_at)))
@@ -884,7 +875,7 @@ def reminders(
                 )
         mine = linked_mentions().subquery("mine")
         last_mention = func.max(_mentions.c.created_at).label("last_mention")
-        for r in c.execute(
+        for quiet in c.execute(
             select(_customers.c.customer_id, _customers.c.name, last_mention)
             .select_from(
                 mine.join(_mentions, _mentions.c.id == mine.c.mention_id).join(
@@ -894,12 +885,12 @@ def reminders(
             .group_by(_customers.c.customer_id, _customers.c.name)
             .having(last_mention < literal(start - timedelta(days=silent_days), UTCDateTime()))
         ):
-            last = _utc(r.last_mention)
+            last = _utc(quiet.last_mention)
             rows.append(
                 _reminder(
                     "silent",
-                    r.customer_id,
-                    r.name,
+                    quiet.customer_id,
+                    quiet.name,
                     None,
                     last,
                     start,

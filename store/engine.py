@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .errors import DatabaseUnavailableError, QueryTimeoutError
 
-__all__ = ["connect", "read_connection"]
+__all__ = ["connect", "read_connection", "using"]
 
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -60,6 +60,33 @@ def connect(url: str, *, echo: bool = False) -> Engine:
         return engine
     kwargs.update(pool_pre_ping=True, connect_args={"connect_timeout": 10})
     return create_engine(parsed, **kwargs)
+
+
+class _Borrowed:
+    """Lend the caller's connection to a ``with`` block without closing it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def using(
+    conn: Connection | Engine, timeout_s: float | None = None
+) -> AbstractContextManager[Connection]:
+    """A ``with`` block's connection: the caller's own (left open), or a new one from an engine.
+
+    Store functions take a connection (to run inside the caller's transaction) or
+    an engine; this gives them one either way. With ``timeout_s``, a new
+    connection is a :func:`read_connection` under that time limit.
+    """
+    if isinstance(conn, Engine):
+        return read_connection(conn, timeout_s) if timeout_s is not None else conn.connect()
+    return _Borrowed(conn)
 
 
 @contextmanager

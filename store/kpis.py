@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine, Table, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from .customer360 import label_in_force
-from .engine import read_connection
+from .engine import using
 from .models import ConversationRow, MentionRow, SurveyRow, utcnow
 
 if TYPE_CHECKING:
@@ -114,23 +114,6 @@ def _contains_any(words: Sequence[str]) -> ColumnElement[bool] | None:
     return or_(*(_mentions.c.text.ilike(f"%{_escape_like(w)}%", escape="\\") for w in words))
 
 
-def _connected(conn: Connection | Engine, timeout_s: float) -> Any:
-    if isinstance(conn, Engine):
-        return read_connection(conn, timeout_s)
-    return _Borrowed(conn)
-
-
-class _Borrowed:
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def kpis(
     conn: Connection | Engine,
     *,
@@ -168,7 +151,7 @@ def kpis(
     lo, hi = _day_start(start), _day_start(end + timedelta(days=1))
     days = (end - start).days + 1
     out: dict[str, Any] = {"period": {"start": start, "end": end, "days": days}}
-    with _connected(conn, timeout_s) as c:
+    with using(conn, timeout_s) as c:
         convs = c.execute(
             select(
                 _conv.c.priority,

@@ -31,6 +31,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .engine import using
 from .enrich import EnrichmentResult
 from .errors import NotFoundError
 from .models import (
@@ -127,26 +128,6 @@ class EffectiveLink:
     evidence_text: str
 
 
-def _connected(conn: Connection | Engine) -> Any:
-    """A context manager giving a connection: the caller's, or a new one from an engine."""
-    if isinstance(conn, Engine):
-        return conn.connect()
-    return _Borrowed(conn)
-
-
-class _Borrowed:
-    """Lend the caller's connection to a ``with`` block without closing it."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def customer_cards(
     conn: Connection | Engine, *, include_erased: bool = False
 ) -> list[CustomerCard]:
@@ -170,7 +151,7 @@ def customer_cards(
     ).order_by(_customers.c.customer_id)
     if not include_erased:
         stmt = stmt.where(_customers.c.erased_at.is_(None))
-    with _connected(conn) as c:
+    with using(conn) as c:
         rows = c.execute(stmt).all()
         handles: dict[int, list[tuple[str, str]]] = {}
         for pk, platform, handle in c.execute(
@@ -325,7 +306,7 @@ def list_decisions(
             for chunk in chunked(sorted(set(mention_ids)), _IN_CHUNK)
         ]
     out: list[LinkDecision] = []
-    with _connected(conn) as c:
+    with using(conn) as c:
         for stmt in stmts:
             if limit is not None:
                 stmt = stmt.limit(max(0, limit - len(out)))
@@ -351,7 +332,7 @@ def linker_result(conn: Connection | Engine, mention_id: int) -> EnrichmentResul
     stmt = select(_enrichments).where(
         _enrichments.c.mention_id == mention_id, _enrichments.c.stage == LINK_STAGE
     )
-    with _connected(conn) as c:
+    with using(conn) as c:
         r = c.execute(stmt).first()
     if r is None:
         return None
@@ -405,7 +386,7 @@ def effective_links(
     out: dict[int, EffectiveLink] = {}
     if not ids:
         return out
-    with _connected(conn) as c:
+    with using(conn) as c:
         for chunk in chunked(ids, _IN_CHUNK):
             decided: dict[int, list[Any]] = {}
             for r in c.execute(

@@ -65,6 +65,7 @@ from sqlalchemy import cast as cast_
 from sqlalchemy.sql.elements import ColumnElement
 
 from .customer360 import linked_mentions
+from .engine import using
 from .errors import NotFoundError
 from .models import (
     AuditRow,
@@ -159,21 +160,6 @@ class ErasureReport:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-class _Borrowed:
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _connected(conn: Connection | Engine) -> Any:
-    return conn.connect() if isinstance(conn, Engine) else _Borrowed(conn)
 
 
 def _plain(value: Any) -> Any:
@@ -340,7 +326,7 @@ def export_person(conn: Connection | Engine, customer_id: str) -> dict[str, Any]
     Raises:
         NotFoundError: No such customer.
     """
-    with _connected(conn) as c:
+    with using(conn) as c:
         row = _customer_row(c, customer_id)
         pk = int(row.id)
         fp = _footprint(c, pk)
@@ -567,7 +553,7 @@ def can_contact(
     """
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}, got {purpose!r}")
-    with _connected(conn) as c:
+    with using(conn) as c:
         row = c.execute(
             select(
                 _customers.c.customer_id,

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, Table, case, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .customer360 import label_in_force, linked_mentions, time_bucket
-from .engine import read_connection
+from .engine import using
 from .errors import RecordError
 from .models import ConversationRow, CustomerRow, MentionRow, SurveyRow, utcnow
 from .records import parse_timestamp
@@ -334,23 +334,6 @@ def _day_start(d: date) -> datetime:
     return datetime.combine(d, time.min, tzinfo=UTC)
 
 
-def _connected(conn: Connection | Engine, timeout_s: float) -> Any:
-    if isinstance(conn, Engine):
-        return read_connection(conn, timeout_s)
-    return _Borrowed(conn)
-
-
-class _Borrowed:
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def survey_frame(
     conn: Connection | Engine,
     *,
@@ -398,7 +381,7 @@ def survey_frame(
         stmt = stmt.where(_surveys.c.answered_at < _day_start(end + timedelta(days=1)))
     if kind is not None:
         stmt = stmt.where(_surveys.c.kind == kind)
-    with _connected(conn, timeout_s) as c:
+    with using(conn, timeout_s) as c:
         result = c.execute(stmt)
         df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     df["conversation_id"] = df["conversation_id"].astype("Int64")
@@ -443,7 +426,7 @@ def csat_nps_trend(
 
     if freq not in ("week", "month"):
         raise ValueError("freq must be week or month")
-    with _connected(conn, timeout_s) as c:
+    with using(conn, timeout_s) as c:
         dialect = c.dialect.name
         sb = time_bucket(dialect, _surveys.c.answered_at, freq).label("bucket")
         s_stmt = select(
