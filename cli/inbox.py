@@ -117,7 +117,10 @@ def sync(
     if as_json:
         typer.echo(json.dumps({"created": created, "linked": linked}))
     else:
-        typer.echo(f"inbox synced: {created:,} new conversations, {linked:,} linked to customers")
+        typer.echo(
+            f"inbox synced: {created:,} new conversations; {linked:,} earlier ones "
+            "newly linked to a customer"
+        )
 
 
 @inbox_app.command("list")
