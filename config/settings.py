@@ -368,6 +368,10 @@ class EscalationSettings(_Section):
     )
 
 
+PiiKind = Literal["email", "phone", "card"]
+PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "card")
+
+
 class PrivacySettings(_Section):
     """Personal data in exports."""
 
@@ -376,8 +380,8 @@ class PrivacySettings(_Section):
         description="Replace e-mail addresses, phone numbers and card numbers in exported "
         "text with [email], [phone] and [card].",
     )
-    redact_kinds: list[Literal["email", "phone", "card"]] = Field(
-        default_factory=lambda: ["email", "phone", "card"],
+    redact_kinds: list[PiiKind] = Field(
+        default_factory=lambda: list(PII_KINDS),
         description="Which kinds of personal data redact_exports replaces.",
     )
 

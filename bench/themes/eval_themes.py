@@ -326,9 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shared", type=Path, default=Path("../shared"), help="Folder that holds data/."
     )
-    parser.add_argument(
-        "--no-variant", action="store_true", help="Skip the raw-text variant."
-    )
+    parser.add_argument("--no-variant", action="store_true", help="Skip the raw-text variant.")
     parser.add_argument("--json", type=Path, help="Also write the figures to this JSON file.")
     args = parser.parse_args(argv)
     try:
