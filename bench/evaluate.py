@@ -77,6 +77,13 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
 
+def portable(text: str, shared: Path) -> str:
+    """``text`` with this machine's folders written as the repository and ``../shared``."""
+    for folder, name in ((shared.resolve(), "../shared"), (REPO, ".")):
+        text = text.replace(f"{folder}/", f"{name}/").replace(str(folder), name)
+    return text
+
+
 def replace_section(doc: str, name: str, body: str) -> str:
     """``doc`` with the section ``name`` replaced by ``body`` (appended if absent)."""
     begin, end = f"<!-- begin:{name} -->", f"<!-- end:{name} -->"
@@ -120,7 +127,8 @@ def main() -> None:
                 f"{time.strftime('%Y-%m-%d')} ({took / 60:.1f} min) on {where}._"
             )
             doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-            DOC.write_text(replace_section(doc, name, module.markdown(results) + stamp), "utf-8")
+            body = portable(module.markdown(results) + stamp, args.shared)
+            DOC.write_text(replace_section(doc, name, body), "utf-8")
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)}")
 
