@@ -55,14 +55,14 @@ def load_texts(shared: Path, n: int) -> tuple[list[str], str]:
     return out, source + (" (repeated)" if n > len(texts) else "")
 
 
-def write_jsonl(path: Path, texts: list[str]) -> None:
+def write_jsonl(path: Path, texts: list[str], *, prefix: str = "bench") -> None:
     """The texts as mentions a ``listenwell import mentions`` reads."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
     with path.open("w", encoding="utf-8") as f:
         for i, text in enumerate(texts):
             rec = {
                 "source": "x",
-                "external_id": f"bench-{i}",
+                "external_id": f"{prefix}-{i}",
                 "created_at": (start + timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
                 "author_handle": f"@user{i % 997}",
                 "text": text,
@@ -129,6 +129,14 @@ def measure(kind: str, texts: list[str], args: argparse.Namespace, work: Path) -
         t0 = time.perf_counter()
         report = pipeline.run(engine)
         t_pipe = time.perf_counter() - t0
+        # 2b. Steady state: the same texts arrive again as new mentions; the themes
+        # are fitted now, so this is the everyday run (no first fit).
+        again = work / "again.jsonl"
+        write_jsonl(again, texts, prefix="again")
+        listenwell(config, "import", "mentions", str(again), "--json")
+        t0 = time.perf_counter()
+        pipeline.run(engine)
+        t_steady = time.perf_counter() - t0
         engine.dispose()
     finally:
         drop()
@@ -161,6 +169,10 @@ def measure(kind: str, texts: list[str], args: argparse.Namespace, work: Path) -
             "pipeline_vs_one_minilm_pass": round(t_embed / t_pipe, 3),
             "pipeline_vs_its_model_passes": round(t_models / t_pipe, 3),
             "overhead_share": round(1 - t_models / t_pipe, 3),
+            "steady_per_s": round(n / t_steady, 1),
+            "steady_vs_one_minilm_pass": round(t_embed / t_steady, 3),
+            "steady_vs_its_model_passes": round(t_models / t_steady, 3),
+            "steady_overhead_share": round(1 - t_models / t_steady, 3),
             "pipeline_results": report.results,
             "cli_wall_s_with_model_load": round(cli_wall, 1),
             "cli_peak_rss_mib": round(cli_rss, 1),
@@ -199,12 +211,16 @@ loaded first.
 | raw MiniLM forward pass (packaged embedder alone) | {r["raw_minilm_per_s"]} |
 | raw fine-tuned sentiment forward pass alone | {r["raw_sentiment_per_s"]} |
 | both raw forward passes back to back | {r["raw_models_per_s"]} |
-| **`listenwell enrich` pipeline** (DB reads, both models, other stages, DB writes) | **{r["pipeline_per_s"]}** |
+| **`listenwell enrich`, first run** (DB reads, both models, every stage incl. the first themes fit, DB writes) | **{r["pipeline_per_s"]}** |
+| **`listenwell enrich`, everyday run** (the same texts again as new mentions; themes already fitted) | **{r["steady_per_s"]}** |
 
-- Pipeline / both raw model passes: **{r["pipeline_vs_its_model_passes"]:.0%}**; the
-  pipeline's own overhead (DB, tokenising, the non-transformer stages) is
-  {r["overhead_share"]:.0%} of its time.
-- Pipeline / one raw MiniLM pass: {r["pipeline_vs_one_minilm_pass"]:.0%}. The pipeline runs
+- Pipeline / both raw model passes: first run **{r["pipeline_vs_its_model_passes"]:.0%}**,
+  everyday run **{r["steady_vs_its_model_passes"]:.0%}**; the pipeline's own overhead (DB,
+  tokenising, the non-transformer stages, the first themes fit) is
+  {r["overhead_share"]:.0%} of the first run's time and {r["steady_overhead_share"]:.0%} of an
+  everyday run's (target: under 20 %).
+- Pipeline / one raw MiniLM pass: first run {r["pipeline_vs_one_minilm_pass"]:.0%}, everyday
+  run {r["steady_vs_one_minilm_pass"]:.0%} (target 80 %, not met). The pipeline runs
   two MiniLM-sized encoders (the sentence embedder shared by themes, intent and linking,
   and the fine-tuned sentiment classifier), so this ratio cannot exceed about 50 %.
 - Peak RSS of the real command (`listenwell enrich --json` in a child process, wait4):
