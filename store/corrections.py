@@ -18,7 +18,6 @@ opaque JSON here and are interpreted by ``listenwell.nlp.corrections``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import Connection, Engine, Select, Table, delete, func, insert, select
 
-from .engine import read_connection
+from .engine import read_connection, using, writing
 from .errors import NotFoundError, StoreError
 from .models import (
     CalibrationRow,
@@ -190,24 +189,6 @@ class StoredCalibration:
 # --------------------------------------------------------------------------- helpers
 
 
-@contextmanager
-def _reading(conn: Connection | Engine) -> Iterator[Connection]:
-    if isinstance(conn, Engine):
-        with conn.connect() as c:
-            yield c
-    else:
-        yield conn
-
-
-@contextmanager
-def _writing(conn: Connection | Engine) -> Iterator[Connection]:
-    if isinstance(conn, Engine):
-        with conn.begin() as c:
-            yield c
-    else:
-        yield conn
-
-
 def _check_stage(stage: str) -> str:
     name = stage.strip().lower()
     if name not in STAGES:
@@ -350,7 +331,7 @@ def correct(
     stage = _check_stage(stage)
     who = _check_actor(actor)
     when = utcnow() if at is None else _utc(at)
-    with _writing(conn) as c:
+    with writing(conn) as c:
         exists = c.execute(select(_mentions.c.id).where(_mentions.c.id == mention_id)).first()
         if exists is None:
             raise NotFoundError(f"mention {mention_id} not found (unknown id, or erased)")
@@ -435,7 +416,7 @@ def iter_corrections(
     if mention_id is not None:
         stmt = stmt.where(col.mention_id == mention_id)
     stmt = stmt.order_by(col.created_at, col.id)
-    with _reading(conn) as c:
+    with using(conn) as c:
         for row in c.execute(stmt):
             yield _as_correction(row)
 
@@ -516,7 +497,7 @@ def effective_labels(
         [None] if mention_ids is None else _chunks(sorted(set(mention_ids)))
     )
     out: dict[int, EffectiveLabel] = {}
-    with _reading(conn) as c:
+    with using(conn) as c:
         for ids in batches:
             model_stmt = select(
                 _enrichments.c.mention_id, _enrichments.c.label, _enrichments.c.created_at
@@ -572,7 +553,7 @@ def labelled_set(conn: Connection | Engine, stage: str | None = None) -> list[La
         .where(sub.c.rank == 1)
         .order_by(sub.c.stage, sub.c.mention_id)
     )
-    with _reading(conn) as c:
+    with using(conn) as c:
         return [
             LabelledExample(
                 mention_id=int(r.mention_id),
@@ -595,7 +576,7 @@ def current_model(conn: Connection | Engine, stage: str) -> tuple[str, str] | No
         .order_by(_enrichments.c.created_at.desc(), _enrichments.c.id.desc())
         .limit(1)
     )
-    with _reading(conn) as c:
+    with using(conn) as c:
         row = c.execute(stmt).first()
     return None if row is None else (str(row.model_name), str(row.model_version))
 
@@ -629,7 +610,7 @@ def calibration_examples(
         .order_by(sub.c.mention_id)
     )
     out: list[CalibrationExample] = []
-    with _reading(conn) as c:
+    with using(conn) as c:
         for r in c.execute(stmt):
             data = r.data if isinstance(r.data, Mapping) else {}
             probs = data.get("model_probs") or data.get("probs")
@@ -690,7 +671,7 @@ def save_calibration(
         "n_corrections": n_corrections,
         "fitted_at": fitted_at,
     }
-    with _writing(conn) as c:
+    with writing(conn) as c:
         c.execute(delete(_calibrations).where(*_calibration_key(stage, model_name, model_version)))
         c.execute(insert(_calibrations).values(**row))
         record_audit(
@@ -724,7 +705,7 @@ def load_calibration(
 ) -> StoredCalibration | None:
     """The stored recalibration of one stage's model and version, or ``None``."""
     stmt = select(_calibrations).where(*_calibration_key(stage, model_name, model_version))
-    with _reading(conn) as c:
+    with using(conn) as c:
         row = c.execute(stmt).first()
     return None if row is None else _as_calibration(row)
 
@@ -738,7 +719,7 @@ def delete_calibration(
     actor: str = "system",
 ) -> bool:
     """Remove a stored recalibration (with an audit-log entry). Returns whether one existed."""
-    with _writing(conn) as c:
+    with writing(conn) as c:
         n = c.execute(
             delete(_calibrations).where(*_calibration_key(stage, model_name, model_version))
         ).rowcount

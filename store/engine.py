@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .errors import DatabaseUnavailableError, QueryTimeoutError
 
-__all__ = ["connect", "read_connection", "using"]
+__all__ = ["connect", "read_connection", "using", "writing"]
 
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -87,6 +87,12 @@ def using(
     if isinstance(conn, Engine):
         return read_connection(conn, timeout_s) if timeout_s is not None else conn.connect()
     return _Borrowed(conn)
+
+
+def writing(conn: Connection | Engine) -> AbstractContextManager[Connection]:
+    """A ``with`` block's connection for writes: the caller's own (inside the caller's
+    transaction, left open), or a new transaction from an engine, committed at the end."""
+    return conn.begin() if isinstance(conn, Engine) else _Borrowed(conn)
 
 
 @contextmanager

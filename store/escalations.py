@@ -53,6 +53,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from listenwell.crm.sla import PRIORITIES, Assessment, Clock, Screen, SlaPolicy, assess
 
 from .corrections import corrections_in_force
+from .engine import using
 from .errors import NotFoundError, StoreError
 from .links import effective_links
 from .models import (
@@ -139,28 +140,9 @@ def _as_rule_set(row: Any) -> RuleSetRecord:
     )
 
 
-def _connection(conn: Connection | Engine) -> Any:
-    if isinstance(conn, Engine):
-        return conn.connect()
-    return _Borrowed(conn)
-
-
-class _Borrowed:
-    """A caller's connection used in a ``with`` block without closing it."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> Connection:
-        return self._conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def latest_rule_set(conn: Connection | Engine) -> RuleSetRecord | None:
     """The newest saved rule set (the one in force), or ``None`` if none was ever saved."""
-    with _connection(conn) as c:
+    with using(conn) as c:
         row = c.execute(select(_rule_sets).order_by(_rule_sets.c.version.desc()).limit(1)).first()
     return None if row is None else _as_rule_set(row)
 
@@ -171,7 +153,7 @@ def rule_set(conn: Connection | Engine, version: int) -> RuleSetRecord:
     Raises:
         NotFoundError: No such version.
     """
-    with _connection(conn) as c:
+    with using(conn) as c:
         row = c.execute(select(_rule_sets).where(_rule_sets.c.version == version)).first()
     if row is None:
         raise NotFoundError(f"no saved rules version {version}")
@@ -180,7 +162,7 @@ def rule_set(conn: Connection | Engine, version: int) -> RuleSetRecord:
 
 def list_rule_sets(conn: Connection | Engine) -> list[RuleSetRecord]:
     """Every saved version, newest first."""
-    with _connection(conn) as c:
+    with using(conn) as c:
         rows = c.execute(select(_rule_sets).order_by(_rule_sets.c.version.desc())).all()
     return [_as_rule_set(r) for r in rows]
 
@@ -695,7 +677,7 @@ def conversations_to_evaluate(
         .order_by(c.c.id)
         .limit(limit)
     )
-    with _connection(conn) as cx:
+    with using(conn) as cx:
         rows = cx.execute(stmt).all()
     return [
         ToEvaluate(
@@ -878,7 +860,7 @@ def pending_spells(
     a = _audit
     keys = sorted({str(int(i)) for i in conversation_ids})
     out: dict[int, list[Spell]] = {}
-    with _connection(conn) as cx:
+    with using(conn) as cx:
         for chunk in chunked(keys, _IN_CHUNK):
             opened: dict[int, datetime] = {}
             for r in cx.execute(
@@ -1245,7 +1227,7 @@ def escalation_queue(
     )
     if not everything:
         stmt = stmt.where((c.c.escalated.is_(True)) | (c.c.escalation_level > 0))
-    with _connection(conn) as cx:
+    with using(conn) as cx:
         rows = cx.execute(stmt).all()
         spells = pending_spells(cx, [int(r.id) for r in rows if r.paused_s])
     items = [
@@ -1290,7 +1272,7 @@ class EscalationEvent:
 def escalation_history(conn: Connection | Engine, conversation_id: int) -> list[EscalationEvent]:
     """A conversation's escalation events, oldest first."""
     e = _events
-    with _connection(conn) as cx:
+    with using(conn) as cx:
         rows = cx.execute(
             select(e).where(e.c.conversation_id == conversation_id).order_by(e.c.at, e.c.id)
         ).all()
@@ -1337,7 +1319,7 @@ def conversation_escalation(
         NotFoundError: No such conversation.
     """
     c, m = _conversations, _mentions
-    with _connection(conn) as cx:
+    with using(conn) as cx:
         r = cx.execute(
             select(c, m.c.source, m.c.author_handle, m.c.text)
             .join(m, m.c.id == c.c.mention_id)
@@ -1387,7 +1369,7 @@ def escalation_flags(
     """``{mention_id: (escalated, priority)}`` for the mentions that have a conversation."""
     c = _conversations
     out: dict[int, tuple[bool, str]] = {}
-    with _connection(conn) as cx:
+    with using(conn) as cx:
         for chunk in chunked(sorted(set(mention_ids)), _IN_CHUNK):
             for r in cx.execute(
                 select(c.c.mention_id, c.c.escalated, c.c.priority).where(c.c.mention_id.in_(chunk))

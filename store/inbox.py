@@ -42,8 +42,7 @@ Every change is written to the audit log (``audit_log``) with who, what and when
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -69,7 +68,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
-from .engine import read_connection
+from .engine import using
 from .errors import NotFoundError, StoreError
 from .links import effective_links
 from .models import (
@@ -381,15 +380,6 @@ class ThreadItem:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def _connection(conn: Connection | Engine) -> Iterator[Connection]:
-    if isinstance(conn, Engine):
-        with conn.connect() as c:
-            yield c
-    else:
-        yield conn
-
-
 def _check_name(value: str, what: str) -> str:
     name = " ".join(str(value).split())
     if not name:
@@ -687,7 +677,7 @@ def get_conversation(conn: Connection | Engine, conv_id: int) -> Conversation:
     Raises:
         NotFoundError: There is no conversation ``conv_id``.
     """
-    with _connection(conn) as c:
+    with using(conn) as c:
         row = c.execute(_conversation_select().where(_conv.c.id == conv_id)).first()
     if row is None:
         raise NotFoundError(f"no conversation with id {conv_id}")
@@ -820,11 +810,8 @@ def list_conversations(
         s = stmt.where(_tag_filter(c.dialect.name, normalize_tag(tag))) if tag else stmt
         return list(c.execute(s).all())
 
-    if isinstance(conn, Engine):
-        with read_connection(conn, timeout_s) as c:
-            rows = run(c)
-    else:
-        rows = run(conn)
+    with using(conn, timeout_s) as c:
+        rows = run(c)
     items = [_to_conversation(r) for r in rows[:limit]]
     next_after = _encode_after(order, items[-1]) if len(rows) > limit and items else None
     return ConversationPage(items, next_after)
@@ -851,11 +838,8 @@ def inbox_counts(
 ) -> dict[str, int]:
     """How many conversations are in each status (every status is present, zero or more)."""
     stmt = select(_conv.c.status, func.count()).group_by(_conv.c.status)
-    if isinstance(conn, Engine):
-        with read_connection(conn, timeout_s) as c:
-            rows = c.execute(stmt).all()
-    else:
-        rows = conn.execute(stmt).all()
+    with using(conn, timeout_s) as c:
+        rows = c.execute(stmt).all()
     found = {str(r[0]): int(r[1]) for r in rows}
     return {s: int(found.get(s, 0)) for s in STATUSES}
 
@@ -1035,7 +1019,7 @@ def add_note(engine: Engine, conv_id: int, *, author: str, body: str) -> Note:
 
 def list_notes(conn: Connection | Engine, conv_id: int) -> list[Note]:
     """A conversation's notes, oldest first."""
-    with _connection(conn) as c:
+    with using(conn) as c:
         rows = c.execute(
             select(_notes).where(_notes.c.conversation_id == conv_id).order_by(_notes.c.id)
         ).all()
@@ -1066,7 +1050,7 @@ def thread(conn: Connection | Engine, conv_id: int, *, earlier: int = 20) -> lis
     Raises:
         NotFoundError: There is no conversation ``conv_id``.
     """
-    with _connection(conn) as c:
+    with using(conn) as c:
         conv = get_conversation(c, conv_id)
         seen: dict[int, tuple[Any, str]] = {}
         root = c.execute(select(*_MENTION_COLS).where(_mentions.c.id == conv.mention_id)).one()
@@ -1212,7 +1196,7 @@ def get_reply(conn: Connection | Engine, reply_id: int) -> Reply:
     Raises:
         NotFoundError: There is no reply ``reply_id``.
     """
-    with _connection(conn) as c:
+    with using(conn) as c:
         row = c.execute(select(_replies).where(_replies.c.id == reply_id)).first()
     if row is None:
         raise NotFoundError(f"no reply with id {reply_id}")
@@ -1241,7 +1225,7 @@ def list_replies(
         stmt = stmt.where(_replies.c.status.in_(statuses))
     if conversation_id is not None:
         stmt = stmt.where(_replies.c.conversation_id == conversation_id)
-    with _connection(conn) as c:
+    with using(conn) as c:
         return [_to_reply(r) for r in c.execute(stmt)]
 
 

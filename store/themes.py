@@ -15,7 +15,6 @@ reads and writes rows.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, cast
@@ -27,6 +26,7 @@ from sqlalchemy.orm import aliased
 
 from .embeddings import EMBEDDING_DTYPE
 from .embeddings import embeddings as _embeddings
+from .engine import using, writing
 from .enrich import EnrichmentResult, upsert_enrichments
 from .errors import NotFoundError
 from .models import EnrichmentRow, MentionRow, ThemeEventRow, ThemeRow, utcnow
@@ -210,24 +210,6 @@ class ThemeDetail:
 # --------------------------------------------------------------------------- helpers
 
 
-@contextmanager
-def _reading(conn: Connection | Engine) -> Iterator[Connection]:
-    if isinstance(conn, Engine):
-        with conn.connect() as c:
-            yield c
-    else:
-        yield conn
-
-
-@contextmanager
-def _writing(conn: Connection | Engine) -> Iterator[Connection]:
-    if isinstance(conn, Engine):
-        with conn.begin() as c:
-            yield c
-    else:
-        yield conn
-
-
 def _vector_bytes(vector: npt.ArrayLike | None) -> bytes | None:
     if vector is None:
         return None
@@ -276,7 +258,7 @@ def load_themes(
     stmt = select(_themes).order_by(_themes.c.id)
     if statuses is not None:
         stmt = stmt.where(_themes.c.status.in_(list(statuses)))
-    with _reading(conn) as c:
+    with using(conn) as c:
         return [_theme(r) for r in c.execute(stmt)]
 
 
@@ -286,7 +268,7 @@ def get_theme(conn: Connection | Engine, theme_id: int) -> Theme:
     Raises:
         NotFoundError: There is no theme ``theme_id``.
     """
-    with _reading(conn) as c:
+    with using(conn) as c:
         row = c.execute(select(_themes).where(_themes.c.id == int(theme_id))).one_or_none()
     if row is None:
         raise NotFoundError(f"there is no theme {theme_id}")
@@ -310,7 +292,7 @@ def insert_theme(conn: Connection | Engine, theme: NewTheme) -> int:
         "created_at": now,
         "updated_at": now,
     }
-    with _writing(conn) as c:
+    with writing(conn) as c:
         pk = c.execute(insert(_themes).values(**values)).inserted_primary_key
     assert pk is not None
     return int(pk[0])
@@ -344,7 +326,7 @@ def update_theme(conn: Connection | Engine, theme_id: int, changes: Mapping[str,
     if "label" in values:
         values["label"] = str(values["label"])[:300]
     values["updated_at"] = utcnow()
-    with _writing(conn) as c:
+    with writing(conn) as c:
         done = c.execute(update(_themes).where(_themes.c.id == int(theme_id)).values(**values))
         if done.rowcount == 0:
             raise NotFoundError(f"there is no theme {theme_id}")
@@ -384,7 +366,7 @@ def record_theme_event(
         "to_ids": [int(i) for i in to_ids],
         "detail": dict(detail) if detail else None,
     }
-    with _writing(conn) as c:
+    with writing(conn) as c:
         c.execute(insert(_events).values(**values))
 
 
@@ -399,7 +381,7 @@ def theme_events(
         limit: At most this many steps (``None``: all).
     """
     stmt = select(_events).order_by(_events.c.id.desc())
-    with _reading(conn) as c:
+    with using(conn) as c:
         rows = c.execute(stmt).all()
     out = [
         ThemeEvent(
@@ -429,7 +411,7 @@ def latest_fit_id(conn: Connection | Engine) -> str | None:
         .order_by(_events.c.id.desc())
         .limit(1)
     )
-    with _reading(conn) as c:
+    with using(conn) as c:
         value = c.execute(stmt).scalar_one_or_none()
     return None if value is None else str(value)
 
@@ -458,7 +440,7 @@ def embedding_matrix(
     ids: list[int] = []
     rows: list[npt.NDArray[np.float32]] = []
     dim: int | None = None
-    with _reading(conn) as c:
+    with using(conn) as c:
         if wanted is not None:
             chunks: Iterable[Any] = (
                 c.execute(
@@ -504,7 +486,7 @@ def mention_texts(
     """The texts of these mentions, keyed by id; unknown ids are left out."""
     ids = sorted({int(i) for i in mention_ids})
     out: dict[int, str] = {}
-    with _reading(conn) as c:
+    with using(conn) as c:
         for i in range(0, len(ids), batch_size):
             stmt = select(_mentions.c.id, _mentions.c.text).where(
                 _mentions.c.id.in_(ids[i : i + batch_size])
@@ -522,7 +504,7 @@ def theme_members(conn: Connection | Engine) -> dict[int, set[int]]:
         _enrichments.c.stage == THEME_STAGE, _enrichments.c.label.is_not(None)
     )
     out: dict[int, set[int]] = {}
-    with _reading(conn) as c:
+    with using(conn) as c:
         for label, mid in c.execute(stmt):
             try:
                 theme = int(label)
@@ -545,7 +527,7 @@ def replace_assignments(conn: Connection | Engine, results: Iterable[EnrichmentR
     for r in rows:
         if r.stage != THEME_STAGE:
             raise ValueError(f"expected {THEME_STAGE!r} results, got stage {r.stage!r}")
-    with _writing(conn) as c:
+    with writing(conn) as c:
         c.execute(delete(_enrichments).where(_enrichments.c.stage == THEME_STAGE))
         written = 0
         for i in range(0, len(rows), 5000):
@@ -591,7 +573,7 @@ def theme_summaries(
     conn: Connection | Engine, *, statuses: Collection[str] | None = ("active",)
 ) -> list[ThemeSummary]:
     """Themes with their live mention counts and sentiment mix, largest first."""
-    with _reading(conn) as c:
+    with using(conn) as c:
         themes = load_themes(c, statuses=statuses)
         ids = [t.id for t in themes]
         sizes = _live_sizes(c, ids) if ids else {}
@@ -618,7 +600,7 @@ def theme_detail(conn: Connection | Engine, theme_id: int, *, quotes: int = 3) -
     sent = aliased(_enrichments, name="sent")
     t = aliased(_enrichments, name="t")
     label = str(int(theme_id))
-    with _reading(conn) as c:
+    with using(conn) as c:
         theme = get_theme(c, theme_id)
         size = _live_sizes(c, [theme.id])[theme.id]
         mix = _sentiment_mix(c, [theme.id])[theme.id]
