@@ -1,11 +1,14 @@
 """Listenwell dashboard: ``streamlit run app.py`` (or ``listenwell demo``).
 
-Thin on purpose: it declares the navigation and the shared sidebar filters,
-then runs the chosen page from ``app_pages/``. The database comes from the
-config that ``LISTENWELL_CONFIG`` (or the default config) names.
+Thin on purpose: it signs the user in, declares the navigation (only the pages
+the user's role may open) and the shared sidebar filters, then runs the chosen
+page from ``app_pages/``. The database comes from the config that
+``LISTENWELL_CONFIG`` (or the default config) names.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
@@ -13,18 +16,26 @@ from listenwell.app_pages import common
 
 st.set_page_config(page_title="Listenwell", page_icon=":material/hearing:", layout="wide")
 
-pages = {
-    "Listen": [
-        st.Page(
-            "app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True
-        ),
-        st.Page("app_pages/mentions.py", title="Mentions", icon=":material/forum:"),
-        st.Page("app_pages/themes.py", title="Feedback themes", icon=":material/category:"),
-    ],
-    "Data": [
-        st.Page("app_pages/quarantine.py", title="Quarantine", icon=":material/report:"),
-    ],
-}
-page = st.navigation(pages)
+# (section, file, title, icon, the action a role needs to see the page)
+PAGES = [
+    ("Listen", "overview", "Overview", ":material/monitoring:", "mentions.view"),
+    ("Listen", "mentions", "Mentions", ":material/forum:", "mentions.view"),
+    ("Listen", "themes", "Feedback themes", ":material/category:", "themes.view"),
+    ("Care", "inbox", "Inbox", ":material/inbox:", "inbox.view"),
+    ("Care", "escalations", "Escalations", ":material/priority_high:", "escalations.view"),
+    ("Care", "customers", "Customers", ":material/groups:", "customers.view"),
+    ("Report", "reports", "Reports", ":material/summarize:", "reports.view"),
+    ("Admin", "settings", "Settings", ":material/settings:", "settings.view"),
+    ("Admin", "quarantine", "Quarantine", ":material/report:", "mentions.view"),
+]
+
+user = common.signed_in_user()
+sections: dict[str, list[st.Page]] = {}
+for section, name, title, icon, action in PAGES:
+    if common.can(action) and (Path(__file__).parent / f"app_pages/{name}.py").exists():
+        sections.setdefault(section, []).append(
+            st.Page(f"app_pages/{name}.py", title=title, icon=icon, default=name == "overview")
+        )
+page = st.navigation(sections)
 common.sidebar()
 page.run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 from typing import Any, NoReturn
 
@@ -11,8 +12,21 @@ from sqlalchemy import Engine
 
 from listenwell import store
 from listenwell.config import ConfigError, Settings, load_settings
+from listenwell.crm import auth
+from listenwell.store.users import SignInError, User, authenticate, ensure_user, get_user
 
-__all__ = ["engine", "fail", "filters", "settings", "sidebar"]
+__all__ = [
+    "actor",
+    "can",
+    "current_user",
+    "engine",
+    "fail",
+    "filters",
+    "require",
+    "settings",
+    "sidebar",
+    "signed_in_user",
+]
 
 QUERY_TTL_S = 60
 
@@ -136,6 +150,14 @@ def explain_sentiment(text: str, top: int = 8) -> tuple[str | None, list[tuple[s
 
 
 @_cached
+def filter_options(url: str) -> Any:
+    """Cached :func:`listenwell.store.filters.filter_options`."""
+    from listenwell.store.filters import filter_options as options
+
+    return options(_engine(url), timeout_s=settings().query_timeout_s)
+
+
+@_cached
 def data_range(url: str) -> tuple[date | None, date | None, list[str]]:
     """First and last day with mentions, and the sources present (for filter defaults)."""
     eng = _engine(url)
@@ -155,6 +177,134 @@ def query(fn: Any, *args: Any) -> Any:
         fail(f"The database could not answer: {exc}")
 
 
+# ------------------------------------------------------------------ sign-in and roles
+
+SESSION_KEY = "listenwell_session"
+"""Session-state key of the signed-in session: ``{"username", "signed_in_at", "last_seen"}``."""
+
+
+def _start_session(username: str) -> None:
+    now = time.time()
+    st.session_state[SESSION_KEY] = {"username": username, "signed_in_at": now, "last_seen": now}
+
+
+def _sign_in_form() -> None:
+    st.title("Listenwell")
+    st.caption(f"Sign in to {settings().brand.name}'s social CRM.")
+    with st.form("sign_in"):
+        username = st.text_input("Username", key="sign_in_username")
+        password = st.text_input("Password", type="password", key="sign_in_password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        try:
+            user = authenticate(engine(), username, password)
+        except SignInError as exc:
+            st.error(f"Sign-in refused: {exc}.", icon=":material/lock:")
+        except store.StoreError as exc:
+            st.error(f"The database could not check the sign-in: {exc}")
+        else:
+            _start_session(user.username)
+            st.rerun()
+    st.caption("No account yet? An admin adds one with `listenwell users add NAME --role ROLE`.")
+
+
+def signed_in_user() -> User:
+    """The signed-in user; otherwise draw the sign-in form (or sign in the demo user) and stop.
+
+    A session expires after ``dashboard.session_idle_min`` minutes without an
+    action or ``dashboard.session_max_hours`` after sign-in. The user's role is
+    read from the database on every run, so a role change or a disabled
+    account takes effect at once.
+    """
+    s = settings()
+    eng = engine()
+    session = st.session_state.get(SESSION_KEY)
+    now = time.time()
+    if isinstance(session, dict):
+        idle = now - float(session.get("last_seen", 0))
+        age = now - float(session.get("signed_in_at", 0))
+        if idle > s.dashboard.session_idle_min * 60 or age > s.dashboard.session_max_hours * 3600:
+            del st.session_state[SESSION_KEY]
+            session = None
+            st.warning("Your session expired. Please sign in again.", icon=":material/timer_off:")
+    if not isinstance(session, dict) and s.dashboard.sign_in == "demo":
+        first = next(iter(auth.DEMO_USERS))
+        role, name = auth.DEMO_USERS[first]
+        try:
+            ensure_user(eng, first, role, name, actor="demo")
+        except store.StoreError as exc:
+            fail(f"Cannot create the demo user: {exc}")
+        _start_session(first)
+        session = st.session_state[SESSION_KEY]
+    if not isinstance(session, dict):
+        _sign_in_form()
+        st.stop()
+    try:
+        user = get_user(eng, str(session["username"]))
+    except store.NotFoundError:
+        user = None
+    except store.StoreError as exc:
+        fail(f"The database could not answer: {exc}")
+    if user is None or user.disabled:
+        del st.session_state[SESSION_KEY]
+        fail("This account no longer exists or was disabled. Reload the page to sign in.")
+    session["last_seen"] = now
+    st.session_state["listenwell_user"] = user
+    return user
+
+
+def current_user() -> User:
+    """The signed-in user (``app.py`` makes sure there is one before a page runs)."""
+    user = st.session_state.get("listenwell_user")
+    if not isinstance(user, User):
+        fail("You are not signed in. Reload the page to sign in.")
+    return user
+
+
+def can(action: str) -> bool:
+    """Whether the signed-in user's role may do ``action`` (see ``listenwell.crm.auth``)."""
+    user = st.session_state.get("listenwell_user")
+    return isinstance(user, User) and auth.can(user.role, action)
+
+
+def require(action: str) -> None:
+    """Stop the page with a clear message unless the signed-in user may do ``action``."""
+    if not can(action):
+        user = st.session_state.get("listenwell_user")
+        role = user.role if isinstance(user, User) else "signed-out"
+        what = auth.PERMISSIONS[action][1].lower()
+        fail(f"Your role ({role}) cannot {what}. Ask an admin if you need to.")
+
+
+def actor() -> str:
+    """Who changes are audit-logged as: ``user:<username>``."""
+    return current_user().actor
+
+
+def _account_box(user: User) -> None:
+    s = settings()
+    st.caption(f"Signed in as `{user.username}` ({user.role})")
+    if s.dashboard.sign_in == "demo":
+        names = list(auth.DEMO_USERS)
+        pick = st.selectbox(
+            "Demo user",
+            names,
+            index=names.index(user.username) if user.username in names else 0,
+            format_func=lambda n: f"{auth.DEMO_USERS[n][1]}",
+            key="demo_user",
+            help="The demo has one passwordless user per role; switch to see each one's job.",
+        )
+        if pick != user.username:
+            role, name = auth.DEMO_USERS[pick]
+            ensure_user(engine(), pick, role, name, actor="demo")
+            _start_session(pick)
+            st.rerun()
+    elif st.button("Sign out", key="sign_out", icon=":material/logout:"):
+        st.session_state.pop(SESSION_KEY, None)
+        st.session_state.pop("listenwell_user", None)
+        st.rerun()
+
+
 def sidebar() -> None:
     """Draw the shared filters; pages read them with :func:`filters`."""
     s = settings()
@@ -162,6 +312,9 @@ def sidebar() -> None:
     first, last, sources = query(data_range)
     with st.sidebar:
         st.caption(f"Brand: **{s.brand.name}**")
+        user = st.session_state.get("listenwell_user")
+        if isinstance(user, User):
+            _account_box(user)
         if first is None or last is None:
             st.info("No mentions yet. Import some with `listenwell import mentions FILE`.")
             st.session_state["filters"] = store.MentionFilter()
@@ -182,11 +335,36 @@ def sidebar() -> None:
             key="filter_sources",
             help="Leave empty for all sources.",
         )
+        sentiments = st.multiselect(
+            "Sentiment",
+            ["negative", "neutral", "positive"],
+            key="filter_sentiments",
+            help="The label in force: an agent's correction, else the model's. Empty: all.",
+        )
+        options = query(filter_options)
+        themes = st.multiselect(
+            "Themes",
+            list(options.themes),
+            key="filter_themes",
+            help="Feedback themes (merged themes count as their survivor). Empty: all.",
+        )
+        segments = st.multiselect(
+            "Customer segment",
+            list(options.segments),
+            key="filter_segments",
+            help="Only mentions linked to customers of these segments. Empty: everyone.",
+        )
         search = st.text_input(
             "Text contains", key="filter_search", help="Case-insensitive; matched literally."
         )
     st.session_state["filters"] = store.MentionFilter(
-        start=start, end=end, sources=tuple(chosen), search=search.strip() or None
+        start=start,
+        end=end,
+        sources=tuple(chosen),
+        sentiments=tuple(sentiments),
+        topics=tuple(themes),
+        segments=tuple(segments),
+        search=search.strip() or None,
     )
 
 

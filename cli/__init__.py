@@ -114,6 +114,7 @@ def _register() -> None:
         privacy,
         reports,
         themes,
+        users,
     )
 
     modules = (
@@ -128,6 +129,7 @@ def _register() -> None:
         escalations,
         crm,
         reports,
+        users,
     )
     for module in modules:
         module.register(app)

@@ -15,7 +15,9 @@ import yaml
 from listenwell import store
 from listenwell.collectors.files import read_customers, read_mentions
 from listenwell.config import ENV_CONFIG, default_data_dir
+from listenwell.crm.auth import DEMO_USERS
 from listenwell.demo.fakes.x import FakeX
+from listenwell.store.users import ensure_user
 
 from . import CliError, state_of
 
@@ -194,7 +196,12 @@ def build_demo(target: Path, *, fake_x: FakeX | None = None) -> tuple[Path, dict
     brand = json.loads(brand_file.read_text(encoding="utf-8"))
     target.mkdir(parents=True, exist_ok=True)
     config_path = target / "listenwell-demo.yaml"
-    config = {"database_url": f"sqlite:///{(target / 'demo.db').resolve()}", "brand": brand}
+    config = {
+        "database_url": f"sqlite:///{(target / 'demo.db').resolve()}",
+        "brand": brand,
+        # Passwordless demo users of every role; a real install uses `listenwell users add`.
+        "dashboard": {"sign_in": "demo"},
+    }
     # No `sources:`: the fake X server the mentions came through is gone once the build ends.
     config_path.write_text(
         "# Written by `listenwell demo`: the demo database and brand. The mentions were\n"
@@ -210,6 +217,8 @@ def build_demo(target: Path, *, fake_x: FakeX | None = None) -> tuple[Path, dict
             ((f"line {n}", c) for n, c, _ in read_customers(customers_file) if c is not None),
             actor=DEMO_ACTOR,
         )
+        for username, (role, name) in DEMO_USERS.items():
+            ensure_user(engine, username, role, name, actor=DEMO_ACTOR)
         result, queries = _collect_through_fake(engine, mentions, brand, fake_x or FakeX())
         counts = {
             "customers_new": customers.inserted,

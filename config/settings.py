@@ -418,6 +418,28 @@ class CorrectionsSettings(_Section):
     )
 
 
+class DashboardSettings(_Section):
+    """The dashboard: sign-in and sessions."""
+
+    sign_in: Literal["password", "demo"] = Field(
+        default="password",
+        description="How people sign in: 'password' (accounts made with `listenwell users "
+        "add`) or 'demo' (no passwords: pick a demo user of any role; for the demo only).",
+    )
+    session_idle_min: int = Field(
+        default=60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="Minutes without any action after which a signed-in session expires.",
+    )
+    session_max_hours: int = Field(
+        default=12,
+        ge=1,
+        le=24 * 30,
+        description="Hours after sign-in after which a session expires even if in use.",
+    )
+
+
 def default_data_dir() -> Path:
     """The per-user data directory, e.g. ``~/.local/share/listenwell`` on Linux."""
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
@@ -473,6 +495,9 @@ class Settings(BaseSettings):
     corrections: CorrectionsSettings = Field(
         default_factory=CorrectionsSettings,
         description="Agents' corrections and the workspace recalibration they allow.",
+    )
+    dashboard: DashboardSettings = Field(
+        default_factory=DashboardSettings, description="The dashboard: sign-in and sessions."
     )
     query_timeout_s: float = Field(
         default=15.0,

@@ -53,6 +53,9 @@ __all__ = [
     "ThemeEventRow",
     "ThemeRow",
     "UTCDateTime",
+    "UserRow",
+    "SavedViewRow",
+    "PresenceRow",
     "metadata",
     "utcnow",
 ]
@@ -498,3 +501,54 @@ class SegmentRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserRow(Base):
+    """A dashboard user: a role and an argon2 password hash (never the password).
+
+    ``failed_attempts`` and ``locked_until`` rate-limit sign-in per account.
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'manager', 'agent', 'analyst')", name="role_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SavedViewRow(Base):
+    """A named set of filters a user saved on one dashboard page (e.g. the inbox)."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("owner", "page", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    page: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(100))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PresenceRow(Base):
+    """Who has a conversation open right now (refreshed while they look at it)."""
+
+    __tablename__ = "presence"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    username: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

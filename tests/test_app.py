@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from app_helpers import app_test
 from streamlit.testing.v1 import AppTest
 
 from listenwell import store
@@ -60,8 +61,8 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cfg
 
 
-def run_page(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
+def run_page(page: str | None = None, role: str = "admin") -> AppTest:
+    at = app_test(role)
     at.run()
     assert not at.exception, at.exception
     if page:
