@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
 from listenwell import store
 
 from . import state_of
+from .io import actor, progress
 
 db_app = typer.Typer(help="Create, migrate and inspect the database.", no_args_is_help=True)
 
@@ -37,6 +42,96 @@ def status(ctx: typer.Context) -> None:
     for name in st.pending:
         typer.echo(f"  pending  {name}")
     typer.echo("up to date" if st.current else "run `listenwell db upgrade` to apply the pending")
+
+
+@db_app.command("backup")
+def backup(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="The backup file to write (a zip), e.g. listenwell.zip.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Back up the whole database into one portable file (SQLite and PostgreSQL alike).
+
+    Reads one consistent snapshot, writes beside PATH and renames at the end, so
+    an interrupted backup never leaves a broken file under PATH. The file also
+    moves a workspace between databases: restore it into an empty PostgreSQL.
+    """
+    from listenwell.store.backup import backup as run_backup
+
+    state = state_of(ctx)
+    with progress("backup") as bar:
+        tasks: dict[str, Any] = {}
+
+        def step(table: str, done: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=None)
+            bar.update(tasks[table], completed=done)
+
+        report = run_backup(state.engine(), path, progress=step)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        typer.echo(
+            f"backed up {report.rows:,} rows in {len(report.tables)} tables "
+            f"(schema {report.revision}) to {path}"
+        )
+
+
+@db_app.command("restore")
+def restore(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A file made by `listenwell db backup`.")],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Overwrite a database that already holds data (asks first)."
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Restore a backup into the configured database, all at once or not at all.
+
+    The target must be empty (a new database is created and migrated) unless
+    --replace is given. After the restore the schema is migrated to this
+    version's latest.
+    """
+    from listenwell.store.backup import read_manifest
+    from listenwell.store.backup import restore as run_restore
+
+    state = state_of(ctx)
+    manifest = read_manifest(path)
+    if replace and not yes:
+        rows = sum(manifest["tables"].values())
+        typer.confirm(
+            f"Replace ALL data in {store_url(state)} with the {rows:,} rows of {path}?",
+            abort=True,
+        )
+    with progress("restore") as bar:
+        tasks: dict[str, Any] = {}
+
+        def step(table: str, done: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=manifest["tables"].get(table))
+            bar.update(tasks[table], completed=done)
+
+        report = run_restore(
+            state.engine(require_current=False), path, replace=replace, progress=step
+        )
+    store.record_audit(
+        state.engine(),
+        actor(),
+        "db.restore",
+        "database",
+        None,
+        {"from": str(path), **report.as_dict()},
+    )
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        typer.echo(f"restored {report.rows:,} rows in {len(report.tables)} tables from {path}")
 
 
 def store_url(state: object) -> str:
