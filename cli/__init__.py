@@ -110,6 +110,7 @@ def _register() -> None:
         escalations,
         inbox,
         io,
+        jobs,
         nlp,
         privacy,
         reports,
@@ -130,6 +131,7 @@ def _register() -> None:
         crm,
         reports,
         users,
+        jobs,
     )
     for module in modules:
         module.register(app)

@@ -440,6 +440,55 @@ class DashboardSettings(_Section):
     )
 
 
+class JobsSettings(_Section):
+    """Background work: `listenwell worker` (a task queue on PostgreSQL, a loop on SQLite)."""
+
+    enrich_chunk: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="Mentions per enrichment job: the backlog is cut into jobs of this many "
+        "mentions, shared among the workers.",
+    )
+    heartbeat_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between a worker's heartbeats (PostgreSQL queue).",
+    )
+    stalled_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A job whose worker sent no heartbeat for this long (it was killed or "
+        "lost its machine) is given back to the queue and retried by another worker.",
+    )
+    collect_every_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between collection passes of each configured source.",
+    )
+    enrich_every_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between checks for mentions to enrich.",
+    )
+
+
+class RetentionSettings(_Section):
+    """How long mentions are kept (applied by `listenwell retention apply` and the worker)."""
+
+    months: int | None = Field(
+        default=None,
+        ge=1,
+        description="Delete or anonymise mentions older than this many months; empty keeps "
+        "everything.",
+    )
+    mode: Literal["delete", "anonymise"] = Field(
+        default="anonymise",
+        description="'delete' removes old mentions with everything derived from them; "
+        "'anonymise' keeps their labels for trends but blanks text, author, URL and raw data.",
+    )
+
+
 def default_data_dir() -> Path:
     """The per-user data directory, e.g. ``~/.local/share/listenwell`` on Linux."""
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
@@ -498,6 +547,13 @@ class Settings(BaseSettings):
     )
     dashboard: DashboardSettings = Field(
         default_factory=DashboardSettings, description="The dashboard: sign-in and sessions."
+    )
+    jobs: JobsSettings = Field(
+        default_factory=JobsSettings,
+        description="Background work: `listenwell worker` (task queue on PostgreSQL).",
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="How long mentions are kept."
     )
     query_timeout_s: float = Field(
         default=15.0,

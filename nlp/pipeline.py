@@ -168,6 +168,8 @@ class Pipeline:
         engine: Engine,
         *,
         on_batch: Callable[[BatchReport], None] | None = None,
+        id_range: tuple[int, int] | None = None,
+        phases: Sequence[int] | None = None,
     ) -> EnrichReport:
         """Enrich every mention that lacks a result of a running stage, or its vector.
 
@@ -181,6 +183,9 @@ class Pipeline:
             engine: The database (migrated).
             on_batch: Called after each committed batch (progress bars);
                 :attr:`BatchReport.phase` says which phase it belongs to.
+            id_range: Only mentions with ``first <= id < end`` (one worker job's share).
+            phases: Only these phase indexes (e.g. ``[0]``: the per-mention stages,
+                leaving corpus-level stages such as themes to a later run).
 
         Returns:
             The counts of what was computed and written.
@@ -189,18 +194,26 @@ class Pipeline:
             NlpError: A stage returned the wrong number of results.
         """
         report = EnrichReport()
-        phases = self.phases() or [[]]
-        for index, group in enumerate(phases):
+        groups = self.phases() or [[]]
+        first, end = id_range if id_range is not None else (1, None)
+        for index, group in enumerate(groups):
+            if phases is not None and index not in phases:
+                continue
             for stage in group:
                 prepare = getattr(stage, "prepare", None)
                 if callable(prepare):
                     prepare(engine)
             names = [s.name for s in group]
             embed = self.embedder is not None and index == 0
-            after = 0
+            after = first - 1
             while True:
                 batch = store.pending_mentions(
-                    engine, names, embeddings=embed, after_id=after, limit=self.batch_size
+                    engine,
+                    names,
+                    embeddings=embed,
+                    after_id=after,
+                    limit=self.batch_size,
+                    before_id=end,
                 )
                 if not batch:
                     break

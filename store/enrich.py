@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from .embeddings import embeddings as _embeddings
+from .engine import using
 from .models import EnrichmentRow, MentionRow, utcnow
 
 __all__ = [
@@ -89,6 +90,7 @@ def pending_mentions(
     embeddings: bool = False,
     after_id: int = 0,
     limit: int = 256,
+    before_id: int | None = None,
 ) -> list[PendingMention]:
     """The next mentions, by id, that lack a result of any of ``stages`` (or their embedding).
 
@@ -99,6 +101,7 @@ def pending_mentions(
         after_id: Only mentions with a larger id (keyset pagination: pass the
             last id of the previous page).
         limit: At most this many mentions.
+        before_id: Only mentions with a smaller id (a worker's share of the backlog).
 
     Returns:
         Up to ``limit`` pending mentions in id order, each saying what it lacks.
@@ -123,6 +126,8 @@ def pending_mentions(
         .order_by(_mentions.c.id)
         .limit(limit)
     )
+    if before_id is not None:
+        stmt = stmt.where(_mentions.c.id < before_id)
     if isinstance(conn, Engine):
         with conn.connect() as c:
             return _pending(c, stmt, stages)
@@ -259,3 +264,40 @@ def count_pending(
         with conn.connect() as c:
             return int(c.execute(stmt).scalar_one())
     return int(conn.execute(stmt).scalar_one())
+
+
+def pending_id_ranges(
+    conn: Connection | Engine,
+    stages: Sequence[str],
+    *,
+    embeddings: bool = False,
+    size: int = 2000,
+) -> list[tuple[int, int]]:
+    """The pending mentions cut into ``[first_id, end_id)`` ranges of at most ``size`` each.
+
+    This is how a backlog is shared among workers: each range is one job, and
+    a range's job processes only what is still pending in it, so a retried job
+    never redoes committed work.
+    """
+    if size < 1:
+        raise ValueError("size must be at least 1")
+    conds = [_lacks(s) for s in stages]
+    if embeddings:
+        conds.append(~exists().where(_embeddings.c.mention_id == _mentions.c.id))
+    if not conds:
+        return []
+    numbered = (
+        select(
+            _mentions.c.id.label("id"),
+            ((func.row_number().over(order_by=_mentions.c.id) - 1) // size).label("part"),
+        )
+        .where(or_(*conds))
+        .subquery()
+    )
+    stmt = (
+        select(func.min(numbered.c.id), func.max(numbered.c.id))
+        .group_by(numbered.c.part)
+        .order_by(func.min(numbered.c.id))
+    )
+    with using(conn) as c:
+        return [(int(lo), int(hi) + 1) for lo, hi in c.execute(stmt)]
