@@ -8,8 +8,6 @@ page from ``app_pages/``. The database comes from the config that
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from listenwell.app_pages import common
@@ -32,7 +30,7 @@ PAGES = [
 user = common.signed_in_user()
 sections: dict[str, list[st.Page]] = {}
 for section, name, title, icon, action in PAGES:
-    if common.can(action) and (Path(__file__).parent / f"app_pages/{name}.py").exists():
+    if common.can(action):
         sections.setdefault(section, []).append(
             st.Page(f"app_pages/{name}.py", title=title, icon=icon, default=name == "overview")
         )

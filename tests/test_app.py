@@ -18,6 +18,11 @@ PAGES = [
     "app_pages/overview.py",
     "app_pages/mentions.py",
     "app_pages/themes.py",
+    "app_pages/inbox.py",
+    "app_pages/escalations.py",
+    "app_pages/customers.py",
+    "app_pages/reports.py",
+    "app_pages/settings.py",
     "app_pages/quarantine.py",
 ]
 HOSTILE = '<script>alert("x")</script> **bold** [link](javascript:alert(1)) <img src=x onerror=1>'
