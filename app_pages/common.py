@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 QUERY_TTL_S = 60
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def fail(message: str) -> NoReturn:
@@ -68,9 +71,43 @@ def engine() -> Engine:
     return eng
 
 
-def _cached(fn: Any) -> Any:
+def _cached(fn: Callable[P, R]) -> Callable[P, R]:
     """Cache a query by its filter arguments, keyed on the database URL."""
-    return st.cache_data(ttl=QUERY_TTL_S, max_entries=64, show_spinner=False)(fn)
+    cached: Callable[P, R] = st.cache_data(ttl=QUERY_TTL_S, max_entries=64, show_spinner=False)(fn)
+    return cached
+
+
+def safe_csv(frame: pd.DataFrame, personal: tuple[str, ...] = ("author_name", "text")) -> bytes:
+    """``frame`` as CSV the way ``listenwell export mentions`` writes text: every text cell
+    guarded against spreadsheet formulas, and the ``personal`` columns redacted when
+    ``privacy.redact_exports`` is on."""
+    from listenwell.crm.reports import safe_cell_text
+
+    s = settings()
+    redact: Callable[[str], str] | None = None
+    if s.privacy.redact_exports:
+        from listenwell.crm.pii import redact as pii_redact
+
+        kinds, region = tuple(s.privacy.redact_kinds), s.linking.default_region
+
+        def redact(value: str) -> str:
+            return str(pii_redact(value, kinds, region=region))
+
+    out = frame.copy()
+    for column in out.columns:
+        kind = out[column].dtype
+        if not (pd.api.types.is_object_dtype(kind) or pd.api.types.is_string_dtype(kind)):
+            continue
+
+        def clean(value: Any, column: str = column) -> Any:
+            if not isinstance(value, str):
+                return value
+            if redact is not None and column in personal:
+                value = redact(value)
+            return safe_cell_text(value)
+
+        out[column] = out[column].map(clean)
+    return out.to_csv(index=False).encode("utf-8")
 
 
 @_cached

@@ -1,4 +1,5 @@
-"""Mentions: every mention matching the filters, with a CSV download of the rows shown."""
+"""Mentions: every mention matching the filters, with a CSV download of the rows shown
+(formula-guarded and redacted like `listenwell export mentions`)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ st.dataframe(
 )
 st.download_button(
     "Download these rows (CSV)",
-    shown.to_csv(index=False).encode("utf-8"),
+    common.safe_csv(shown),
     file_name="mentions.csv",
     mime="text/csv",
     key="mentions_download",

@@ -120,9 +120,11 @@ def collect(rt: Runtime, source: str) -> dict[str, Any]:
 
 
 def sweep(rt: Runtime, now: datetime | None = None) -> dict[str, Any]:
-    """Apply the escalation rules in force to new conversations, then run the SLA sweep."""
+    """Apply the escalation rules in force to new conversations, run the SLA sweep, and drop
+    stale "who has it open" rows."""
     from listenwell.crm.rules import apply_rules, rules_in_force
     from listenwell.store.escalations import sweep as sla_sweep
+    from listenwell.store.presence import prune
 
     when = now or datetime.now(UTC)
     rules = rules_in_force(rt.engine, default_path=rt.settings.escalations.rules_file)
@@ -130,6 +132,7 @@ def sweep(rt: Runtime, now: datetime | None = None) -> dict[str, Any]:
         "apply": apply_rules(rt.engine, rules, now=when).as_dict(),
         "sweep": sla_sweep(rt.engine, when, rules.policy).as_dict(),
         "rule_version": rules.version,
+        "presence_pruned": prune(rt.engine, now=when),
     }
 
 

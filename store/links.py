@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, delete, select
+from sqlalchemy import Connection, Engine, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .engine import using
 from .enrich import EnrichmentResult
 from .errors import NotFoundError
 from .models import (
+    ConversationRow,
     CustomerRow,
     EnrichmentRow,
     HandleRow,
@@ -247,6 +248,19 @@ def decide_link(
                 _enrichments.c.mention_id == mention_id, _enrichments.c.stage == LINK_STAGE
             )
         )
+        # The mention's conversation follows the decision at once (canned replies and the
+        # customer 360 read it), without waiting for the next enrichment run.
+        conv = cast(Table, ConversationRow.__table__)
+        if decision == "confirmed":
+            conn.execute(
+                update(conv).where(conv.c.mention_id == mention_id).values(customer_pk=row.id)
+            )
+        else:
+            conn.execute(
+                update(conv)
+                .where(conv.c.mention_id == mention_id, conv.c.customer_pk == row.id)
+                .values(customer_pk=None)
+            )
         record_audit(
             conn,
             actor,

@@ -96,13 +96,14 @@ def _check_role(role: str) -> str:
 
 
 def _check_username(username: str) -> str:
+    """The username, validated and lower-cased (usernames are case-insensitive)."""
     name = username.strip()
     if not _USERNAME.match(name):
         raise UserError(
             f"invalid username {username!r}: use 1-100 letters, digits, '.', '_', '@' or '-',"
             " starting with a letter or digit"
         )
-    return name
+    return name.lower()
 
 
 def _hash(password: str) -> str:
@@ -236,7 +237,8 @@ def authenticate(
         r = _row(c, username)
         if r is None:
             verify_password(None, password)  # same cost as a real check
-            record_audit(c, "anonymous", "user.sign_in_failed", "user", username[:100], None)
+            # The typed name is not logged: it may be a password typed into the wrong box.
+            record_audit(c, "anonymous", "user.sign_in_failed", "user", None, {"known": False})
             refusal = SignInError("wrong username or password")
         elif r.locked_until is not None and r.locked_until > at:  # type: ignore[attr-defined]
             locked = r.locked_until  # type: ignore[attr-defined]
@@ -248,7 +250,12 @@ def authenticate(
         else:
             name = r.username  # type: ignore[attr-defined]
             stored = r.password_hash  # type: ignore[attr-defined]
-            if r.disabled or not verify_password(stored, password):  # type: ignore[attr-defined]
+            if r.disabled:  # type: ignore[attr-defined]
+                # Refused without counting: re-enabling must not find the account locked.
+                verify_password(None, password)
+                record_audit(c, "anonymous", "user.sign_in_disabled", "user", name, None)
+                refusal = SignInError("wrong username or password")
+            elif not verify_password(stored, password):
                 failed = int(r.failed_attempts or 0) + 1  # type: ignore[attr-defined]
                 values: dict[str, object] = {"failed_attempts": failed}
                 if failed >= MAX_FAILED_ATTEMPTS:

@@ -247,3 +247,28 @@ def test_mentions_page_explains_a_sentiment_with_the_real_model(seeded):
     predicted = [t.value for t in at.text if str(t.value).startswith("Predicted: ")]
     assert predicted and predicted[0].split(": ")[1] in {"negative", "neutral", "positive"}
     assert at.get("plotly_chart")
+
+
+def test_mentions_csv_is_formula_guarded_and_redacted(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from listenwell.app_pages import common
+    from listenwell.crm.reports import safe_cell_text
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"database_url: 'sqlite:///{tmp_path / 'x.db'}'\nprivacy: {{redact_exports: true}}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("LISTENWELL_CONFIG", str(cfg))
+    frame = pd.DataFrame(
+        {"text": ['=HYPERLINK("http://evil")', "mail me at jo@example.com"], "n": [1, 2]}
+    )
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(common.safe_csv(frame).decode("utf-8"))))
+    assert rows[0]["text"] == safe_cell_text('=HYPERLINK("http://evil")')
+    assert not rows[0]["text"].startswith("=")
+    assert "jo@example.com" not in rows[1]["text"]
+    assert [r["n"] for r in rows] == ["1", "2"]

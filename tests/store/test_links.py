@@ -18,7 +18,7 @@ from listenwell.store.links import (
     linker_result,
     list_decisions,
 )
-from listenwell.store.models import AuditRow, CustomerRow, MentionRow
+from listenwell.store.models import AuditRow, ConversationRow, CustomerRow, MentionRow
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -195,3 +195,22 @@ def test_evidence_text():
         )
         == "email j***o@example.com (0.97); agent"
     )
+
+
+def test_decide_link_moves_the_conversation_customer_at_once(engine):
+    from listenwell.store.inbox import ensure_conversations, get_conversation
+
+    ids = seed(engine)
+    ensure_conversations(engine)
+    with engine.connect() as conn:
+        conv_id = conn.execute(
+            select(ConversationRow.id).where(ConversationRow.mention_id == ids["m1"])
+        ).scalar_one()
+    assert get_conversation(engine, conv_id).customer_pk is None
+    decide_link(engine, ids["m1"], "C2", "confirmed", "alice")
+    c2 = get_conversation(engine, conv_id).customer_pk
+    assert c2 is not None
+    decide_link(engine, ids["m1"], "C1", "rejected", "alice")  # another customer: no change
+    assert get_conversation(engine, conv_id).customer_pk == c2
+    decide_link(engine, ids["m1"], "C2", "rejected", "bob")
+    assert get_conversation(engine, conv_id).customer_pk is None

@@ -58,7 +58,7 @@ def test_create_list_and_get(engine):
 @pytest.mark.parametrize(
     ("username", "role", "password", "message"),
     [
-        ("Ann", "agent", PASSWORD, "user 'Ann' already exists"),  # names ignore case
+        ("Ann", "agent", PASSWORD, "user 'ann' already exists"),  # names ignore case
         ("", "agent", PASSWORD, "invalid username"),
         ("-ann", "agent", PASSWORD, "invalid username"),
         ("ann smith", "agent", PASSWORD, "invalid username"),
@@ -201,3 +201,22 @@ def test_set_password_lifts_the_lockout(engine):
     u.set_password(engine, "ann", "fresh-Secret-808", actor="user:root")
     user = u.authenticate(engine, "ann", "fresh-Secret-808", now=NOW + timedelta(minutes=2))
     assert user.username == "ann"
+
+
+def test_disabled_account_sign_ins_do_not_lock_it_for_later(engine):
+    u.create_user(engine, "dee", "agent", PASSWORD, actor="test")
+    u.disable_user(engine, "dee", actor="test")
+    for _ in range(u.MAX_FAILED_ATTEMPTS + 1):
+        with pytest.raises(u.SignInError, match="wrong username or password"):
+            u.authenticate(engine, "dee", PASSWORD, now=NOW)
+    u.disable_user(engine, "dee", actor="test", disabled=False)
+    assert u.authenticate(engine, "dee", PASSWORD, now=NOW).username == "dee"
+
+
+def test_unknown_username_is_not_written_to_the_audit_log(engine):
+    typed = "my-secret-password-in-the-wrong-box"
+    with pytest.raises(u.SignInError):
+        u.authenticate(engine, typed, PASSWORD, now=NOW)
+    with engine.connect() as conn:
+        rows = conn.execute(select(AuditRow)).all()
+    assert rows and all(typed not in f"{r.entity_id} {r.detail}" for r in rows)
