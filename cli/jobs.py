@@ -39,14 +39,15 @@ QUEUES = ("enrich", "collect", "maintenance", "reports")
 
 
 def _runtime(ctx: typer.Context) -> Runtime:
-    from listenwell.jobs.work import Runtime
+    """The process's runtime, the same one the jobs use (one engine, one loaded pipeline)."""
+    from listenwell.jobs.work import runtime
 
     state = state_of(ctx)
     if state.config_path is not None:
         # Jobs load the settings themselves; point them at the same file.
         os.environ[ENV_CONFIG] = str(state.config_path)
     state.engine()  # one-line error if the database is not ready
-    return Runtime(state.settings)
+    return runtime(None)
 
 
 def _app(ctx: typer.Context, rt: Runtime) -> procrastinate.App:
@@ -144,6 +145,9 @@ def worker(
                 install_signal_handlers=True,
             )
 
+    if queues is None or "enrich" in queues:
+        typer.echo("loading the NLP models", err=True)
+        rt.pipeline  # noqa: B018 - load once before taking jobs, not inside the first one
     typer.echo(
         f"worker {name or ''} on {', '.join(queues or QUEUES)} (PostgreSQL queue); Ctrl-C stops",
         err=True,
