@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from listenwell import store
 from listenwell.collectors.files import FileFormatError, read_customers, read_mentions
 
-from . import CliError, state_of
+from . import CliError, current_user, state_of
 
 import_app = typer.Typer(help="Import customers or mentions from files.", no_args_is_help=True)
 export_app = typer.Typer(help="Export data to files.", no_args_is_help=True)
@@ -40,7 +40,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the counts as one J
 
 
 def actor() -> str:
-    """Who runs the command, for the audit log."""
+    """Who runs the command, for the audit log: ``user:<name>`` under ``--as``, else the
+    operator's login as ``cli:<login>``."""
+    user = current_user()
+    if user is not None:
+        return str(user.actor)
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -248,7 +252,7 @@ def export_mentions(
         kinds = tuple(state.settings.privacy.redact_kinds)
 
         def redact_text(value: str) -> str:
-            return redact(value, kinds, region=region)
+            return str(redact(value, kinds, region=region))
 
     engine = state.engine()
     filters = store.MentionFilter(

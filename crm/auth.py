@@ -54,6 +54,14 @@ PERMISSIONS: dict[str, tuple[frozenset[str], str]] = {
     "rules.edit": (_LEADS, "Preview, backtest and save escalation rules and SLA policies"),
     "sources.view": (_LEADS, "See sources, their status and quota"),
     "users.manage": (_ADMIN, "Add users, change roles and passwords"),
+    # Jobs and administration that only the command line offers (``listenwell --as USER``).
+    "data.import": (_LEADS, "Import mentions, customers and survey answers from files"),
+    "collect.run": (_LEADS, "Run the collectors and file new mentions into the inbox"),
+    "nlp.run": (_INSIGHT, "Run the NLP stages, and evaluate or recalibrate the models"),
+    "escalations.run": (_LEADS, "Apply the escalation rules and run the SLA sweep"),
+    "segments.edit": (_LEADS, "Define customer segments"),
+    "server.run": (_ADMIN, "Start the dashboard, the demo or a worker; manage the job queue"),
+    "db.admin": (_ADMIN, "Migrate, back up and restore the database"),
 }
 ACTIONS = tuple(PERMISSIONS)
 

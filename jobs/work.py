@@ -10,6 +10,7 @@ idempotent at a given time, and retention works in committed batches.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from listenwell import store
-from listenwell.config import Settings, load_settings
+from listenwell.config import ENV_CONFIG, Settings, load_settings
 
 __all__ = [
     "Runtime",
@@ -60,9 +61,14 @@ class Runtime:
         self.engine.dispose()
 
 
-@cache
 def runtime(config_path: str | None = None) -> Runtime:
-    """The process-wide runtime for ``config_path`` (``None``: ``LISTENWELL_CONFIG`` or default)."""
+    """The process-wide runtime for ``config_path`` (``None``: ``LISTENWELL_CONFIG`` or the
+    default config), made once per config file."""
+    return _runtime(config_path or os.environ.get(ENV_CONFIG) or None)
+
+
+@cache
+def _runtime(config_path: str | None) -> Runtime:
     return Runtime(load_settings(Path(config_path) if config_path else None))
 
 
