@@ -401,7 +401,7 @@ def sidebar() -> None:
         sentiments=tuple(sentiments),
         topics=tuple(themes),
         segments=tuple(segments),
-        search=search.strip() or None,
+        search=search.replace("\x00", "").strip() or None,
     )
 
 

@@ -37,13 +37,14 @@ st.dataframe(
         "url": st.column_config.TextColumn("URL"),
     },
 )
-st.download_button(
-    "Download these rows (CSV)",
-    common.safe_csv(shown),
-    file_name="mentions.csv",
-    mime="text/csv",
-    key="mentions_download",
-)
+if common.can("data.export"):
+    st.download_button(
+        "Download these rows (CSV)",
+        common.safe_csv(shown),
+        file_name="mentions.csv",
+        mime="text/csv",
+        key="mentions_download",
+    )
 
 with st.expander("Why this sentiment?", icon=":material/psychology:"):
     st.caption(

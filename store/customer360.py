@@ -52,7 +52,7 @@ from sqlalchemy import cast as cast_
 from sqlalchemy.sql.elements import ColumnElement
 
 from .engine import using
-from .errors import NotFoundError
+from .errors import NotFoundError, check_cursor_parts
 from .models import (
     AuditRow,
     ConversationNoteRow,
@@ -384,6 +384,7 @@ def _parse_cursor(before: str) -> tuple[datetime, str, int]:
         at = datetime.fromisoformat(at_text)
         if kind not in EVENT_KINDS:
             raise ValueError(kind)
+        check_cursor_parts(at, int(ident))
         return (
             (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)),
             kind,

@@ -69,7 +69,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from .engine import using
-from .errors import NotFoundError, StoreError
+from .errors import NotFoundError, StoreError, check_cursor_parts, check_text_inputs
 from .links import effective_links
 from .models import (
     ConversationNoteRow,
@@ -701,9 +701,15 @@ def _decode_after(order: str, after: str) -> tuple[int | None, datetime, int]:
     parts = after.split("|")
     try:
         if order == "priority" and len(parts) == 4 and parts[0] == "p":
-            return int(parts[1]), datetime.fromisoformat(parts[2]), int(parts[3])
+            rank, at, ident = int(parts[1]), datetime.fromisoformat(parts[2]), int(parts[3])
+            check_cursor_parts(at, ident)
+            if not 0 <= rank <= len(PRIORITIES):
+                raise ValueError(rank)
+            return rank, at, ident
         if order == "newest" and len(parts) == 3 and parts[0] == "n":
-            return None, datetime.fromisoformat(parts[1]), int(parts[2])
+            at, ident = datetime.fromisoformat(parts[1]), int(parts[2])
+            check_cursor_parts(at, ident)
+            return None, at, ident
     except ValueError:
         pass
     raise ValueError(f"invalid page cursor {after!r} for order {order!r}")
@@ -763,6 +769,7 @@ def list_conversations(
         ValueError: A filter value is unknown, or ``after`` is not a cursor of this order.
         QueryTimeoutError: The query ran past ``timeout_s``.
     """
+    check_text_inputs(assignee=assignee, tag=tag, search=search)
     if order not in ("priority", "newest"):
         raise ValueError("order must be 'priority' or 'newest'")
     if not 1 <= limit <= 1000:

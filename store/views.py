@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, Row, Table, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .engine import using, writing
-from .errors import NotFoundError, StoreError
+from .errors import NotFoundError, StoreError, check_text_inputs
 from .models import SavedViewRow, utcnow
 from .writes import record_audit
 
@@ -169,6 +169,7 @@ def list_views(conn: Connection | Engine, *, owner: str, page: str) -> list[Save
 
     Each group is in name order (others' shared views then by owner).
     """
+    check_text_inputs(owner=owner, page=page)
     stmt = (
         select(_V)
         .where(_V.c.page == page, or_(_V.c.owner == owner, _V.c.shared.is_(True)))

@@ -263,22 +263,7 @@ def test_row_level_export_on_reports_follows_the_role(db, role):
     assert bool(exports) == auth.can(role, "data.export")
 
 
-@pytest.mark.parametrize(
-    "role",
-    [
-        pytest.param(
-            r,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="app_pages/mentions.py draws its CSV download for every role "
-                "(no data.export check): reported to the lead",
-            ),
-        )
-        if not auth.can(r, "data.export")
-        else r
-        for r in auth.ROLES
-    ],
-)
+@pytest.mark.parametrize("role", auth.ROLES)
 def test_row_level_download_on_mentions_follows_the_role(db, role):
     at = _open(role, "mentions")
     downloads = [d for d in at.download_button if d.key == "mentions_download"]

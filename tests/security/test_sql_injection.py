@@ -24,7 +24,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import DBAPIError, StatementError
 
 from listenwell import store
 from listenwell.store.customer360 import customer_360
@@ -557,13 +556,7 @@ CASES = [
 # common.query shows a traceback with the SQL instead of a one-line message. The fix
 # belongs in store/: refuse (ValueError) or match nothing for search and filter values
 # holding NUL. Strict, so these tests flip to failures once it is fixed.
-NUL_BUGS = {
-    ("sqlite", "mentions.search"),
-    ("sqlite", "mentions.export"),
-    ("sqlite", "customers.search"),
-    ("sqlite", "inbox.search"),
-    *(("postgresql", case) for case in CASES),
-}
+NUL_BUGS: set[tuple[str, str]] = set()  # fixed: store/errors.check_text_inputs
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -599,11 +592,6 @@ CURSORS = [
 # (SQLite: OverflowError), a rank past 32 bits (PostgreSQL: NumericValueOutOfRange) or a
 # time at the edge of the calendar (OverflowError in the UTC conversion) escapes as an
 # unexpected error instead of the documented ValueError.
-@pytest.mark.xfail(
-    strict=True,
-    raises=(OverflowError, DBAPIError, StatementError),
-    reason="cursor numbers and times are not range-checked (store/inbox.py, store/customer360.py)",
-)
 @pytest.mark.parametrize(("where", "cursor"), CURSORS)
 def test_out_of_range_cursor_is_refused_or_empty(seeded, where, cursor):
     """A page cursor is typed by hand (``inbox list --after``): numbers beyond the id range
