@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from listenwell import store
 from listenwell.store import inbox
@@ -131,12 +131,20 @@ def test_sync_links_customers_only_through_a_strong_or_confirmed_link(engine):
         "Jane Doe",
     )
     assert weak.customer_pk is None
-    # An agent confirms the weak one; the next sync fills it in without bumping the version.
+    # An agent confirms the weak one: the conversation has the customer at once (without
+    # bumping its version), so the sync has nothing left to do.
     decide_link(engine, ids["weak"], "C2", "confirmed", "alice")
-    assert inbox.link_customers(engine) == 1
-    assert inbox.link_customers(engine) == 0
     weak_now = conv_of(engine, ids["weak"])
     assert weak_now.customer_id == "C2" and weak_now.version == weak.version
+    assert inbox.link_customers(engine) == 0
+    # A conversation created before its mention was linked is filled in by the sync.
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE conversations SET customer_pk = NULL WHERE mention_id = :m"),
+            {"m": ids["strong"]},
+        )
+    assert inbox.link_customers(engine) == 1
+    assert conv_of(engine, ids["strong"]).customer_id == "C1"
     assert audit(engine, "conversation.link")[0].detail["linked"] == 1
 
 
