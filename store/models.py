@@ -552,3 +552,28 @@ class PresenceRow(Base):
     )
     username: Mapped[str] = mapped_column(String(200), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+# Dashboard read paths at 1,000,000 mentions (migration 0007, bench/dashboard_bench.py):
+# date-range aggregates read the covering mentions index alone; a stage's labels come
+# from the enrichments index; the inbox's orders are index ranges.
+Index(
+    "ix_mentions_created_at_source_author_handle",
+    MentionRow.created_at,
+    MentionRow.source,
+    MentionRow.author_handle,
+)
+Index(
+    "ix_enrichments_stage_mention_id_label",
+    EnrichmentRow.stage,
+    EnrichmentRow.mention_id,
+    EnrichmentRow.label,
+)
+Index("ix_conversations_priority_opened_at", ConversationRow.priority, ConversationRow.opened_at)
+Index(
+    "ix_conversations_status_priority_opened_at",
+    ConversationRow.status,
+    ConversationRow.priority,
+    ConversationRow.opened_at,
+)
+Index("ix_conversations_opened_at", ConversationRow.opened_at)

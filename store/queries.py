@@ -4,6 +4,13 @@ Every query runs under a time limit (:func:`read_connection`), so a heavy
 filter fails with :class:`QueryTimeoutError` instead of hanging the page.
 Filter values arrive in a frozen, hashable :class:`MentionFilter`, so callers
 can cache results keyed on it.
+
+The aggregates join only the enrichments they need (a sentiment chart does not
+join links, intents or languages), look an agent's correction up only for the
+few corrected mentions (:func:`_in_force`), and resolve theme ids to names and
+merge survivors in Python from the small ``themes`` table. The covering indexes
+of migration 0007 let them read a date range without touching the mention rows:
+``bench/dashboard_bench.py`` times every page at 1,000,000 mentions.
 """
 
 from __future__ import annotations
@@ -13,11 +20,23 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Select, String, and_, cast, func, literal, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    String,
+    and_,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from .engine import read_connection
+from .errors import check_text_inputs
 from .models import (
     CorrectionRow,
     CustomerRow,
@@ -86,6 +105,15 @@ class MentionFilter:
     segments: tuple[str, ...] = ()
     search: str | None = None
 
+    def __post_init__(self) -> None:
+        check_text_inputs(
+            search=self.search,
+            sources=self.sources,
+            sentiments=self.sentiments,
+            topics=self.topics,
+            segments=self.segments,
+        )
+
 
 def _day_start(d: date) -> datetime:
     return datetime.combine(d, time.min, tzinfo=UTC)
@@ -106,19 +134,36 @@ class _Joined:
     cust: Any
 
 
-def _corrected(stage: str) -> Any:
-    """The newest agent correction of ``stage`` for the outer mention row (or NULL)."""
+def _newest_corrections(stage: str) -> Any:
+    """``(mention_id, label)`` of the newest correction of ``stage`` for each corrected mention.
+
+    An agent's newest correction (the highest id) beats the model's label. Outer-joined
+    to the mentions, ``coalesce(newest.label, model label)`` is the label in force. It
+    is computed once for the few corrected mentions and joined (a hash join on
+    PostgreSQL, an automatic index on SQLite) rather than looked up by a correlated
+    subquery on each of a million rows, which also keeps PostgreSQL's cost estimates,
+    and so its JIT compilation, in proportion.
+    """
     corr = CorrectionRow.__table__
-    return (
-        select(corr.c.label)
-        .where(corr.c.mention_id == M.c.id, corr.c.stage == stage)
-        .order_by(corr.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    newest = select(func.max(corr.c.id)).where(corr.c.stage == stage).group_by(corr.c.mention_id)
+    return select(corr.c.mention_id, corr.c.label).where(corr.c.id.in_(newest)).subquery()
 
 
-def _joined() -> _Joined:
+def _in_force(frm: Any, stage: str, model_label: Any) -> tuple[Any, Any]:
+    """``frm`` outer-joined to :func:`_newest_corrections` of ``stage``, and the label in
+    force for ``stage`` (the newest correction, else ``model_label``)."""
+    newest = _newest_corrections(stage)
+    frm = frm.outerjoin(newest, newest.c.mention_id == M.c.id)
+    return frm, func.coalesce(newest.c.label, model_label)
+
+
+def _joined(page: Any = None) -> _Joined:
+    """The mentions joined to every enrichment, with the labels in force.
+
+    With ``page`` (a subquery with an ``id`` column), the join starts from those
+    mention ids: PostgreSQL keeps the written join order once a query joins more
+    than ``join_collapse_limit`` (8) tables, so the few rows must come first.
+    """
     sent = aliased(E, name="sent")
     topic = aliased(E, name="topic")
     intent = aliased(E, name="intent")
@@ -127,9 +172,9 @@ def _joined() -> _Joined:
     cust = aliased(C, name="cust")
     theme = aliased(T, name="theme")
     survivor = aliased(T, name="survivor")
-    theme_key = func.coalesce(_corrected("themes"), topic.c.label)
+    root = M if page is None else page.join(M, M.c.id == page.c.id)
     frm = (
-        M.outerjoin(sent, and_(sent.c.mention_id == M.c.id, sent.c.stage == "sentiment"))
+        root.outerjoin(sent, and_(sent.c.mention_id == M.c.id, sent.c.stage == "sentiment"))
         .outerjoin(topic, and_(topic.c.mention_id == M.c.id, topic.c.stage == "themes"))
         .outerjoin(intent, and_(intent.c.mention_id == M.c.id, intent.c.stage == "intent"))
         .outerjoin(lang, and_(lang.c.mention_id == M.c.id, lang.c.stage == "language"))
@@ -141,16 +186,20 @@ def _joined() -> _Joined:
                 link.c.data["strength"].as_string() == "strong",
             ),
         )
-        .outerjoin(theme, cast(theme.c.id, String) == theme_key)
-        .outerjoin(survivor, survivor.c.id == theme.c.merged_into)
+    )
+    frm, sentiment = _in_force(frm, "sentiment", sent.c.label)
+    frm, intent_label = _in_force(frm, "intent", intent.c.label)
+    frm, theme_key = _in_force(frm, "themes", topic.c.label)
+    frm = frm.outerjoin(theme, cast(theme.c.id, String) == theme_key).outerjoin(
+        survivor, survivor.c.id == theme.c.merged_into
     )
     return _Joined(
         frm=frm,
-        sentiment=func.coalesce(_corrected("sentiment"), sent.c.label),
+        sentiment=sentiment,
         sentiment_score=sent.c.score,
         topic=func.coalesce(survivor.c.name, survivor.c.label, theme.c.name, theme.c.label),
         theme_id=func.coalesce(survivor.c.id, theme.c.id),
-        intent=func.coalesce(_corrected("intent"), intent.c.label),
+        intent=intent_label,
         language=lang.c.label,
         link=link,
         cust=cust,
@@ -186,43 +235,146 @@ def _needs_join(f: MentionFilter) -> bool:
     return bool(f.sentiments or f.topics or f.segments)
 
 
+def _themes() -> tuple[Any, Any, Any]:
+    """The themes joined to their merge survivors: ``(from, theme id in force, name in force)``.
+
+    The same resolution as the joins in :func:`_joined`: a merged theme counts as
+    the theme it was merged into, under that theme's name (or top terms).
+    """
+    theme = aliased(T, name="theme")
+    survivor = aliased(T, name="survivor")
+    return (
+        theme.outerjoin(survivor, survivor.c.id == theme.c.merged_into),
+        func.coalesce(survivor.c.id, theme.c.id),
+        func.coalesce(survivor.c.name, survivor.c.label, theme.c.name, theme.c.label),
+    )
+
+
+def _themes_in_force(conn: Connection) -> dict[str, tuple[int, str]]:
+    """Each theme's key as the ``themes`` stage writes it (its id as text) -> the theme it
+    counts as and that theme's name: done once on the small ``themes`` table instead of
+    once per mention."""
+    frm, theme_id, name = _themes()
+    key = cast(frm.left.c.id, String)
+    return {
+        str(k): (int(tid), str(n))
+        for k, tid, n in conn.execute(select(key, theme_id, name).select_from(frm))
+    }
+
+
+@dataclass(frozen=True)
+class _Lean:
+    """Mentions joined to only the enrichments a query needs, with the filter conditions.
+
+    ``sentiment`` and ``theme_key`` are the labels in force (``None`` where not joined);
+    ``theme_key`` is a theme id as text, before merges are resolved.
+    """
+
+    frm: Any
+    sentiment: Any
+    theme_key: Any
+    conds: list[ColumnElement[bool]]
+
+
+def _lean(f: MentionFilter, *, sentiment: bool = False, themes: bool = False) -> _Lean:
+    """The mentions matching ``f``, joined to the sentiment and/or themes results if asked.
+
+    Matches exactly the rows that :func:`_joined` with :func:`_where` matches (each
+    joined enrichment is unique per mention, so no join adds rows). A theme filter
+    is a test of the theme key against the keys of the themes (and the themes merged
+    into them) with a chosen name: one uncorrelated subquery on ``themes``.
+    """
+    frm: Any = M
+    conds = _where(f, None)
+    sentiment_label = theme_key = None
+    if sentiment or f.sentiments:
+        sent = aliased(E, name="sent")
+        frm = frm.outerjoin(sent, and_(sent.c.mention_id == M.c.id, sent.c.stage == "sentiment"))
+        frm, sentiment_label = _in_force(frm, "sentiment", sent.c.label)
+        if f.sentiments:
+            conds.append(sentiment_label.in_(f.sentiments))
+    if themes or f.topics:
+        topic = aliased(E, name="topic")
+        frm = frm.outerjoin(topic, and_(topic.c.mention_id == M.c.id, topic.c.stage == "themes"))
+        frm, theme_key = _in_force(frm, "themes", topic.c.label)
+        if f.topics:
+            tfrm, _, name = _themes()
+            keys = select(cast(tfrm.left.c.id, String)).select_from(tfrm)
+            conds.append(theme_key.in_(keys.where(name.in_(f.topics))))
+    if f.segments:
+        link = aliased(E, name="link")
+        cust = aliased(C, name="cust")
+        # Outer joins, as in _joined: the segment test drops the unlinked rows anyway, and
+        # inner joins would let SQLite start from every link result instead of the dates.
+        frm = frm.outerjoin(
+            link, and_(link.c.mention_id == M.c.id, link.c.stage == "links")
+        ).outerjoin(
+            cust,
+            and_(
+                cust.c.customer_id == link.c.label,
+                link.c.data["strength"].as_string() == "strong",
+            ),
+        )
+        conds.append(cust.c.segment.in_(f.segments))
+    return _Lean(frm=frm, sentiment=sentiment_label, theme_key=theme_key, conds=conds)
+
+
 def _filtered_ids(f: MentionFilter) -> Select[Any]:
-    j = _joined()
-    return select(M.c.id).select_from(j.frm).where(*_where(f, j))
+    """The ids of the mentions matching every filter of ``f`` (to use in ``IN``)."""
+    lean = _lean(f)
+    return select(M.c.id).select_from(lean.frm).where(*lean.conds)
 
 
 def _frame(engine: Engine, stmt: Any, timeout_s: float) -> pd.DataFrame:
+    with read_connection(engine, timeout_s) as conn:
+        return _frame_on(conn, stmt)
+
+
+def _frame_on(conn: Connection, stmt: Any) -> pd.DataFrame:
     import pandas as pd
 
-    with read_connection(engine, timeout_s) as conn:
-        result = conn.execute(stmt)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    result = conn.execute(stmt)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def overview_counts(
     engine: Engine, f: MentionFilter = MentionFilter(), *, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> dict[str, Any]:
     """Headline numbers: mentions, distinct authors, first and last time, customers, quarantine."""
-    if _needs_join(f):
-        base = select(M).where(M.c.id.in_(_filtered_ids(f))).subquery()
-    else:
-        base = select(M).where(*_where(f, None)).subquery()
-    stmt = select(
-        func.count().label("mentions"),
-        func.count(func.distinct(base.c.author_handle)).label("authors"),
-        func.min(base.c.created_at).label("first"),
-        func.max(base.c.created_at).label("last"),
-    )
     with read_connection(engine, timeout_s) as conn:
-        row = conn.execute(stmt).one()
+        if _needs_join(f):
+            lean = _lean(f)
+            base = (
+                select(M.c.author_handle, M.c.created_at)
+                .select_from(lean.frm)
+                .where(*lean.conds)
+                .subquery()
+            )
+            row = conn.execute(
+                select(
+                    func.count(),
+                    func.count(func.distinct(base.c.author_handle)),
+                    func.min(base.c.created_at),
+                    func.max(base.c.created_at),
+                )
+            ).one()
+            mentions, authors, first, last = row
+        else:
+            # Count and distinct authors read the covering (created_at, source, author_handle)
+            # index; first and last are each one index probe when asked on their own.
+            conds = _where(f, None)
+            mentions, authors = conn.execute(
+                select(func.count(), func.count(func.distinct(M.c.author_handle))).where(*conds)
+            ).one()
+            first = conn.execute(select(func.min(M.c.created_at)).where(*conds)).scalar()
+            last = conn.execute(select(func.max(M.c.created_at)).where(*conds)).scalar()
         customers = conn.execute(select(func.count()).select_from(C)).scalar_one()
         quarantined = conn.execute(
             select(func.count()).select_from(QuarantineRow.__table__)
         ).scalar_one()
-    first, last = row.first, row.last
     return {
-        "mentions": row.mentions,
-        "authors": row.authors,
+        "mentions": mentions,
+        "authors": authors,
         "first": _as_utc(first),
         "last": _as_utc(last),
         "customers": customers,
@@ -261,16 +413,19 @@ def mention_volume(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> pd.DataFrame:
     """Mentions per time bucket and source: columns ``bucket`` (UTC), ``source``, ``mentions``."""
-    bucket = _bucket(engine, freq).label("bucket")
-    stmt = select(bucket, M.c.source, func.count().label("mentions"))
-    if _needs_join(f):
-        stmt = stmt.where(M.c.id.in_(_filtered_ids(f)))
-    else:
-        stmt = stmt.where(*_where(f, None))
-    stmt = stmt.group_by(bucket, M.c.source).order_by(bucket)
     import pandas as pd
 
-    df = _frame(engine, stmt, timeout_s)
+    bucket = _bucket(engine, freq).label("bucket")
+    with read_connection(engine, timeout_s) as conn:
+        lean = _lean(f)
+        stmt = (
+            select(bucket, M.c.source, func.count().label("mentions"))
+            .select_from(lean.frm)
+            .where(*lean.conds)
+            .group_by(bucket, M.c.source)
+            .order_by(bucket)
+        )
+        df = _frame_on(conn, stmt)
     df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
     df["mentions"] = df["mentions"].astype("int64")
     return df
@@ -289,17 +444,18 @@ def sentiment_volume(
     """
     import pandas as pd
 
-    j = _joined()
     bucket = _bucket(engine, freq).label("bucket")
-    sentiment = j.sentiment.label("sentiment")
-    stmt = (
-        select(bucket, sentiment, func.count().label("mentions"))
-        .select_from(j.frm)
-        .where(j.sentiment.is_not(None), *_where(f, j))
-        .group_by(bucket, sentiment)
-        .order_by(bucket)
-    )
-    df = _frame(engine, stmt, timeout_s)
+    with read_connection(engine, timeout_s) as conn:
+        lean = _lean(f, sentiment=True)
+        sentiment = lean.sentiment.label("sentiment")
+        stmt = (
+            select(bucket, sentiment, func.count().label("mentions"))
+            .select_from(lean.frm)
+            .where(lean.sentiment.is_not(None), *lean.conds)
+            .group_by(bucket, sentiment)
+            .order_by(bucket)
+        )
+        df = _frame_on(conn, stmt)
     df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
     df["mentions"] = df["mentions"].astype("int64")
     return df
@@ -320,19 +476,30 @@ def theme_volume(
     """
     import pandas as pd
 
-    j = _joined()
     bucket = _bucket(engine, freq).label("bucket")
-    theme_id = j.theme_id.label("theme_id")
-    theme = j.topic.label("theme")
-    sentiment = j.sentiment.label("sentiment")
-    stmt = (
-        select(bucket, theme_id, theme, sentiment, func.count().label("mentions"))
-        .select_from(j.frm)
-        .where(j.theme_id.is_not(None), *_where(f, j))
-        .group_by(bucket, theme_id, theme, sentiment)
-        .order_by(bucket)
+    with read_connection(engine, timeout_s) as conn:
+        lean = _lean(f, sentiment=True, themes=True)
+        stmt = (
+            select(bucket, lean.theme_key, lean.sentiment, func.count())
+            .select_from(lean.frm)
+            .where(lean.theme_key.is_not(None), *lean.conds)
+            .group_by(bucket, lean.theme_key, lean.sentiment)
+        )
+        rows = conn.execute(stmt).all()
+        themes = _themes_in_force(conn) if rows else {}
+    # Theme ids to names and merged themes to their survivors, then add up what now
+    # falls into one group (two merged themes, or a key and its survivor's key).
+    counts: dict[tuple[Any, int, str, Any], int] = {}
+    for at, key, sentiment, n in rows:
+        theme = themes.get(str(key))
+        if theme is not None:
+            group = (at, theme[0], theme[1], sentiment)
+            counts[group] = counts.get(group, 0) + int(n)
+    ordered = sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3] or ""))
+    df = pd.DataFrame(
+        [(*group, n) for group, n in ordered],
+        columns=["bucket", "theme_id", "theme", "sentiment", "mentions"],
     )
-    df = _frame(engine, stmt, timeout_s)
     df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
     df["mentions"] = df["mentions"].astype("int64")
     df["theme_id"] = df["theme_id"].astype("int64")
@@ -344,12 +511,16 @@ def source_counts(
 ) -> pd.DataFrame:
     """Mentions per source: columns ``source``, ``mentions``, most first."""
     n = func.count().label("mentions")
-    stmt = select(M.c.source, n)
-    if _needs_join(f):
-        stmt = stmt.where(M.c.id.in_(_filtered_ids(f)))
-    else:
-        stmt = stmt.where(*_where(f, None))
-    return _frame(engine, stmt.group_by(M.c.source).order_by(n.desc()), timeout_s)
+    with read_connection(engine, timeout_s) as conn:
+        lean = _lean(f)
+        stmt = (
+            select(M.c.source, n)
+            .select_from(lean.frm)
+            .where(*lean.conds)
+            .group_by(M.c.source)
+            .order_by(n.desc())
+        )
+        return _frame_on(conn, stmt)
 
 
 def top_authors(
@@ -361,13 +532,17 @@ def top_authors(
 ) -> pd.DataFrame:
     """The most active authors: columns ``author_handle``, ``mentions``, most first."""
     n = func.count().label("mentions")
-    stmt = select(M.c.author_handle, n).where(M.c.author_handle.is_not(None))
-    if _needs_join(f):
-        stmt = stmt.where(M.c.id.in_(_filtered_ids(f)))
-    else:
-        stmt = stmt.where(*_where(f, None))
-    stmt = stmt.group_by(M.c.author_handle).order_by(n.desc(), M.c.author_handle).limit(limit)
-    return _frame(engine, stmt, timeout_s)
+    with read_connection(engine, timeout_s) as conn:
+        lean = _lean(f)
+        stmt = (
+            select(M.c.author_handle, n)
+            .select_from(lean.frm)
+            .where(M.c.author_handle.is_not(None), *lean.conds)
+            .group_by(M.c.author_handle)
+            .order_by(n.desc(), M.c.author_handle)
+            .limit(limit)
+        )
+        return _frame_on(conn, stmt)
 
 
 def _mention_columns(j: _Joined) -> list[Any]:
@@ -423,14 +598,25 @@ def mentions_frame(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> pd.DataFrame:
     """The newest mentions matching ``f``, with their enrichment columns."""
-    j = _joined()
-    stmt = (
-        select(*_mention_columns(j))
-        .select_from(j.frm)
-        .where(*_where(f, j))
+    # First the page's ids through the lean joins the filters need, then every column
+    # for those ids only: the full join never runs over the whole date range.
+    lean = _lean(f)
+    page = (
+        select(M.c.id, M.c.created_at)
+        .select_from(lean.frm)
+        .where(*lean.conds)
         .order_by(M.c.created_at.desc(), M.c.id.desc())
         .limit(max(1, min(limit, 100_000)))
         .offset(max(0, offset))
+        .subquery("page")
+    )
+    j = _joined(page)
+    # Ordered by the page's own columns, so neither database is tempted to walk every
+    # mention in date order to avoid sorting a few hundred rows.
+    stmt = (
+        select(*_mention_columns(j))
+        .select_from(j.frm)
+        .order_by(page.c.created_at.desc(), page.c.id.desc())
     )
     import pandas as pd
 
@@ -493,6 +679,7 @@ def customers_frame(
     ``search`` matches name, email, phone, customer id or a handle (substring,
     case-insensitive).
     """
+    check_text_inputs(search=search)
     H = HandleRow.__table__
     handles = select(H.c.customer_pk, H.c.platform, H.c.display).order_by(H.c.platform).subquery()
     if engine.dialect.name == "postgresql":
