@@ -56,15 +56,10 @@ def _pg_reachable() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}"
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session; dropped at the end."""
-    reason = _pg_reachable()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI must run the PostgreSQL tests)")
-        pytest.skip(reason)
-    name = f"listenwell_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def _throwaway_pg_database(prefix: str) -> Iterator[str]:
+    """Create a migrated PostgreSQL database named ``prefix_<random>``; drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -78,6 +73,27 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session; dropped at the end."""
+    reason = _pg_reachable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (CI must run the PostgreSQL tests)")
+        pytest.skip(reason)
+    with _throwaway_pg_database("listenwell_test") as url:
+        yield url
+
+
+@pytest.fixture
+def own_pg_db(pg_url: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of this test's own (for tests that add tables, such as
+    the task queue's, or change database settings); dropped after the test."""
+    del pg_url  # only for its skip (or CI failure) when PostgreSQL is absent
+    with _throwaway_pg_database("listenwell_own") as url:
+        yield url
 
 
 def _truncate(engine: Engine) -> None:

@@ -8,7 +8,6 @@ re-run after the fault finishes the job.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import signal
 import sqlite3
@@ -16,20 +15,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import PG_ADMIN_URL
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from tcp_proxy import CuttingProxy
 
 from listenwell import store
 
-PG_ADMIN = os.environ.get(
-    "LISTENWELL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 BATCH = 1000
 
 
@@ -84,22 +80,9 @@ def _count(url: str) -> int:
 
 
 @pytest.fixture
-def pg_db(pg_url: str) -> Iterator[str]:
-    del pg_url  # only for its skip/fail when PostgreSQL is absent
-    name = f"listenwell_fault_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    eng = store.connect(url)
-    store.upgrade(eng)
-    eng.dispose()
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def pg_db(own_pg_db: str) -> str:
+    """A PostgreSQL database of this test's own (see tests/conftest.py)."""
+    return own_pg_db
 
 
 @pytest.mark.postgres
@@ -209,7 +192,7 @@ def test_read_only_sqlite_is_a_clear_error_and_changes_nothing(tmp_path):
 @pytest.mark.postgres
 def test_read_only_postgresql_is_a_clear_error_and_changes_nothing(pg_db, tmp_path):
     name = make_url(pg_db).database
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
     admin.dispose()

@@ -8,19 +8,15 @@ backlog with nothing missing and nothing done twice.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from listenwell import store
 from listenwell.demo.fakes.harness import sources_settings
@@ -28,30 +24,13 @@ from listenwell.demo.fakes.x import FakeX
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-PG_ADMIN = os.environ.get(
-    "LISTENWELL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 N = 600
 
 
 @pytest.fixture
-def pg_db(pg_url: str) -> Iterator[str]:
-    """A fresh database of its own (the queue's tables must not leak into other tests)."""
-    del pg_url  # only to skip/fail the same way when PostgreSQL is absent
-    name = f"listenwell_jobs_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    eng = store.connect(url)
-    store.upgrade(eng)
-    eng.dispose()
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def pg_db(own_pg_db: str) -> str:
+    """A PostgreSQL database of this test's own (see tests/conftest.py)."""
+    return own_pg_db
 
 
 def _config(tmp_path: Path, url: str, extra: dict | None = None) -> str:
