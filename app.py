@@ -8,11 +8,15 @@ page from ``app_pages/``. The database comes from the config that
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from listenwell.app_pages import common
 
-st.set_page_config(page_title="Listenwell", page_icon=":material/hearing:", layout="wide")
+# A bundled icon: a ":material/..." page icon makes the browser fetch it from Google's servers.
+ICON = str(Path(__file__).parent / "app_pages" / "icon.png")
+st.set_page_config(page_title="Listenwell", page_icon=ICON, layout="wide")
 
 # (section, file, title, icon, the action a role needs to see the page)
 PAGES = [

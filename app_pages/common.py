@@ -274,7 +274,11 @@ def signed_in_user() -> User:
         _start_session(first)
         session = st.session_state[SESSION_KEY]
     if not isinstance(session, dict):
-        _sign_in_form()
+        # Only the sign-in page while signed out: no page links of an earlier session stay.
+        st.navigation(
+            [st.Page(_sign_in_form, title="Sign in", icon=":material/login:", url_path="signin")],
+            position="hidden",
+        ).run()
         st.stop()
     try:
         user = get_user(eng, str(session["username"]))

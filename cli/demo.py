@@ -261,6 +261,25 @@ def enrich_demo(config_path: Path, *, threads: int = 2) -> dict[str, Any]:
     return report.as_dict()
 
 
+def engage_demo(config_path: Path) -> dict[str, Any]:
+    """Give every demo mention its inbox conversation (linked to its customer) and apply the
+    escalation rules in force, as `inbox sync` and `escalations apply` do; idempotent."""
+    from listenwell.config import load_settings
+    from listenwell.crm.rules import apply_rules, rules_in_force
+    from listenwell.store.inbox import ensure_conversations, link_customers
+
+    settings = load_settings(config_path)
+    engine = store.connect(settings.database_url)
+    try:
+        created = ensure_conversations(engine)
+        linked = link_customers(engine)
+        rules = rules_in_force(engine, default_path=settings.escalations.rules_file)
+        applied = apply_rules(engine, rules).as_dict()
+    finally:
+        engine.dispose()
+    return {"conversations_new": created, "linked": linked, "rules": applied}
+
+
 def demo(
     ctx: typer.Context,
     build_only: Annotated[
@@ -296,6 +315,7 @@ def demo(
     config_path, counts = build_demo(target)
     if enrich:
         enrich_demo(config_path, threads=state.settings.nlp.threads)
+    engage_demo(config_path)  # the inbox and the escalation queue have their items
     if build_only:
         typer.echo(str(config_path))
         return
@@ -325,6 +345,9 @@ def run_dashboard(config_path: Path | None, *, port: int = 8501, headless: bool 
         str(headless).lower(),
         "--browser.gatherUsageStats",
         "false",
+        # A served dashboard does not reload on source edits; watching the tree costs CPU.
+        "--server.fileWatcherType",
+        "none",
     ]
     if os.name == "posix":
         # Become the Streamlit server rather than its parent, so that a signal sent to this

@@ -58,11 +58,11 @@ def test_overview_shows_demo_numbers(dashboard, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(dashboard)
     metric = page.get_by_test_id("stMetric").filter(has_text="Mentions").first
-    metric.wait_for(timeout=30_000)
+    metric.wait_for(timeout=90_000)
     value = metric.get_by_test_id("stMetricValue").inner_text()
     assert int(value.replace(",", "")) > 1000
     assert page.get_by_text("Brand:").first.is_visible()
-    page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=30_000)
+    page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=90_000)
     page.screenshot(path=str(tmp_path / "overview.png"))
     errors = page.get_by_test_id("stException").count()
     assert errors == 0
@@ -74,9 +74,9 @@ def test_hostile_search_input_is_harmless(dashboard, browser):
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(dashboard + "/mentions")
     box = page.get_by_role("textbox", name="Text contains")
-    box.wait_for(timeout=30_000)
+    box.wait_for(timeout=90_000)
     box.fill("<script>alert(1)</script>%' OR 1=1 --")
     box.press("Enter")
-    page.get_by_text("No mentions match these filters.").wait_for(timeout=30_000)
+    page.get_by_text("No mentions match these filters.").wait_for(timeout=90_000)
     assert dialogs == []
     assert page.get_by_test_id("stException").count() == 0
