@@ -217,9 +217,7 @@ def jobs_report(
     output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
     start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="csv, xlsx, html or pdf.")
-    ] = "html",
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx, html or pdf.")] = "html",
 ) -> None:
     """Queue a report; a worker writes it to --output (an absolute path on its machine)."""
     from listenwell.jobs.queue import defer_report

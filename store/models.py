@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -577,3 +578,12 @@ Index(
     ConversationRow.opened_at,
 )
 Index("ix_conversations_opened_at", ConversationRow.opened_at)
+
+# Customer 360 finds a customer's mentions by handle (``source`` and
+# ``lower(author_handle)``, store/customer360.py); migration 0008. PostgreSQL only:
+# SQLite cannot reflect expression indexes, so the drift test could not compare it.
+Index(
+    "ix_mentions_source_lower_author_handle",
+    MentionRow.source,
+    func.lower(MentionRow.author_handle),
+).ddl_if(dialect="postgresql")

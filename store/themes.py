@@ -16,12 +16,23 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, Table, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from .embeddings import EMBEDDING_DTYPE
@@ -51,6 +62,7 @@ __all__ = [
     "theme_detail",
     "theme_events",
     "theme_members",
+    "theme_quotes",
     "theme_summaries",
     "update_theme",
 ]
@@ -661,4 +673,136 @@ def theme_detail(conn: Connection | Engine, theme_id: int, *, quotes: int = 3) -
         quotes=picked,
         trend=sorted(weeks.items()),
         merged=merged,
+    )
+
+
+def _day_start(d: date) -> datetime:
+    return datetime.combine(d, time.min, tzinfo=UTC)
+
+
+def theme_quotes(
+    conn: Connection | Engine,
+    theme_ids: Sequence[int],
+    start: date,
+    end: date,
+    *,
+    per_theme: int = 3,
+) -> dict[int, list[Quote]]:
+    """Each theme's representative quotes among the mentions posted from ``start`` to ``end``.
+
+    The rule of :func:`theme_detail`'s quotes, applied to the period's mentions
+    only: the mentions whose ``themes`` label is the theme, nearest its
+    centroid first (highest score, then lowest mention id; a mention without a
+    score sorts where the database puts ``NULL`` in a descending order, as in
+    :func:`theme_detail`), identical texts (case and spacing aside) once.
+    Unlike taking :func:`theme_detail`'s nearest over all time and keeping
+    those in the period, a theme whose nearest mentions are older still gets
+    its quotes, and nothing outside the period is read: one query ranks the
+    period's mentions per theme (a window function) and returns the first few
+    of each, with more fetched only for a theme whose first few had copies.
+
+    Args:
+        conn: A connection or an engine.
+        theme_ids: The themes (ids as stored in the ``themes`` labels).
+        start: First day (UTC).
+        end: Last day, inclusive.
+        per_theme: Quotes per theme, at most.
+
+    Returns:
+        Every requested theme id, with its quotes in order (empty where the
+        period has none).
+    """
+    wanted = list(dict.fromkeys(int(i) for i in theme_ids))
+    out: dict[int, list[Quote]] = {i: [] for i in wanted}
+    if per_theme < 1 or not wanted or end < start:
+        return out
+    seen: dict[int, set[str]] = {i: set() for i in wanted}
+    pending, done, batch = wanted, 0, per_theme * 5 + 5
+    with using(conn) as c:
+        while pending:
+            got = dict.fromkeys(pending, 0)
+            for r in c.execute(_ranked_quotes(pending, start, end, done, done + batch)):
+                tid = int(r.label)
+                got[tid] += 1
+                key = " ".join(str(r.text).lower().split())
+                if len(out[tid]) >= per_theme or key in seen[tid]:
+                    continue
+                seen[tid].add(key)
+                out[tid].append(
+                    Quote(
+                        mention_id=int(r.id),
+                        text=str(r.text),
+                        similarity=None if r.score is None else float(r.score),
+                        sentiment=r.sentiment,
+                        created_at=r.created_at,
+                        source=r.source,
+                        author_handle=r.author_handle,
+                    )
+                )
+            # Read on only where copies left a theme short and its batch was full.
+            pending = [i for i in pending if len(out[i]) < per_theme and got[i] == batch]
+            done, batch = done + batch, batch * 2
+    return out
+
+
+def _ranked_quotes(
+    theme_ids: Sequence[int], start: date, end: date, after: int, upto: int
+) -> Select[Any]:
+    """The period's mentions of ``theme_ids`` ranked ``after`` + 1 to ``upto`` within
+    their theme (nearest the centroid first), with their sentiment label.
+
+    Each mention of the period gets its theme and score by a correlated lookup of its
+    own ``themes`` result, so both databases read the period's mentions by date and
+    nothing else; given a join, they started from every mention of the themes (the
+    ``(stage, label)`` index) and dropped all but the period's.
+    """
+    t = aliased(_enrichments, name="t")
+    sent = aliased(_enrichments, name="sent")
+
+    def own(column: Any) -> Any:
+        mine = and_(t.c.mention_id == _mentions.c.id, t.c.stage == THEME_STAGE)
+        return select(column).where(mine).scalar_subquery()
+
+    period = (
+        select(
+            _mentions.c.id.label("mention_id"),
+            own(t.c.label).label("label"),
+            own(t.c.score).label("score"),
+        )
+        .where(
+            _mentions.c.created_at >= _day_start(start),
+            _mentions.c.created_at < _day_start(end + timedelta(days=1)),
+        )
+        .subquery("period")
+    )
+    ranked = (
+        select(
+            period,
+            func.row_number()
+            .over(
+                partition_by=period.c.label, order_by=(period.c.score.desc(), period.c.mention_id)
+            )
+            .label("rn"),
+        )
+        .where(period.c.label.in_([str(i) for i in theme_ids]))
+        .subquery("ranked")
+    )
+    return (
+        select(
+            ranked.c.label,
+            ranked.c.score,
+            _mentions.c.id,
+            _mentions.c.text,
+            _mentions.c.created_at,
+            _mentions.c.source,
+            _mentions.c.author_handle,
+            sent.c.label.label("sentiment"),
+        )
+        .select_from(
+            ranked.join(_mentions, _mentions.c.id == ranked.c.mention_id).outerjoin(
+                sent, and_(sent.c.mention_id == ranked.c.mention_id, sent.c.stage == "sentiment")
+            )
+        )
+        .where(ranked.c.rn > after, ranked.c.rn <= upto)
+        .order_by(ranked.c.label, ranked.c.rn)
     )
