@@ -88,6 +88,12 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_admin_url() -> str:
+    """The URL of the PostgreSQL server's maintenance database (to create or alter others)."""
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
 def own_pg_db(pg_url: str) -> Iterator[str]:
     """A migrated PostgreSQL database of this test's own (for tests that add tables, such as
     the task queue's, or change database settings); dropped after the test."""

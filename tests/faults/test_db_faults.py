@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import PG_ADMIN_URL
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from tcp_proxy import CuttingProxy
@@ -190,9 +189,9 @@ def test_read_only_sqlite_is_a_clear_error_and_changes_nothing(tmp_path):
 
 
 @pytest.mark.postgres
-def test_read_only_postgresql_is_a_clear_error_and_changes_nothing(pg_db, tmp_path):
+def test_read_only_postgresql_is_a_clear_error_and_changes_nothing(pg_db, pg_admin_url, tmp_path):
     name = make_url(pg_db).database
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
     admin.dispose()
