@@ -106,7 +106,8 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], Any]]:
     add, add_deferred = MediaFileManager.add, MediaFileManager.add_deferred
 
     def record(self, data, mimetype, coordinates, file_name=None, **kw):
-        found[str(file_name)] = lambda: data
+        if file_name is not None:  # the page icon is a media file too, but no download
+            found[str(file_name)] = lambda: data
         return add(self, data, mimetype, coordinates, file_name=file_name, **kw)
 
     def record_deferred(self, fn, mimetype, coordinates, file_name=None, **kw):
