@@ -50,6 +50,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -960,8 +961,8 @@ def main() -> None:
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL URL to create databases on.")
     parser.add_argument(
         "--db-dir",
-        default="/tmp/listenwell-bench",
-        help="Folder of the cached SQLite database (default /tmp/listenwell-bench).",
+        default=str(Path(tempfile.gettempdir()) / "listenwell-bench"),
+        help="Folder of the cached SQLite database (default: listenwell-bench in the temp dir).",
     )
     parser.add_argument("--seed", type=int, default=7, help="Generator seed (default 7).")
     parser.add_argument("--rebuild", action="store_true", help="Generate the data again.")
