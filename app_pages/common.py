@@ -77,22 +77,28 @@ def _cached(fn: Callable[P, R]) -> Callable[P, R]:
     return cached
 
 
+def redactor() -> Callable[[str], str] | None:
+    """The redaction ``privacy.redact_exports`` asks for in exports (``None``: off)."""
+    s = settings()
+    if not s.privacy.redact_exports:
+        return None
+    from listenwell.crm.pii import redact
+
+    kinds, region = tuple(s.privacy.redact_kinds), s.linking.default_region
+
+    def redact_text(value: str) -> str:
+        return str(redact(value, kinds, region=region))
+
+    return redact_text
+
+
 def safe_csv(frame: pd.DataFrame, personal: tuple[str, ...] = ("author_name", "text")) -> bytes:
     """``frame`` as CSV the way ``listenwell export mentions`` writes text: every text cell
     guarded against spreadsheet formulas, and the ``personal`` columns redacted when
     ``privacy.redact_exports`` is on."""
     from listenwell.crm.reports import safe_cell_text
 
-    s = settings()
-    redact: Callable[[str], str] | None = None
-    if s.privacy.redact_exports:
-        from listenwell.crm.pii import redact as pii_redact
-
-        kinds, region = tuple(s.privacy.redact_kinds), s.linking.default_region
-
-        def redact(value: str) -> str:
-            return str(pii_redact(value, kinds, region=region))
-
+    redact = redactor()
     out = frame.copy()
     for column in out.columns:
         kind = out[column].dtype

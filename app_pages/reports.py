@@ -61,13 +61,10 @@ def _default_period(url: str) -> tuple[date, date]:
 @common._cached
 def _report(url: str, kind: str, start: date, end: date) -> Report:
     """One report as data (its tables are shown; files are rendered on download)."""
-    eng = common._engine(url)
     s = common.settings()
-    if kind == "feedback":
-        return reports.feedback_report(eng, start, end, s.brand)
-    if kind == "escalations":
-        return reports.escalations_report(eng, start, end, timeout_s=s.query_timeout_s)
-    return reports.kpis_report(eng, start, end, s.brand, timeout_s=s.query_timeout_s)
+    return reports.build_report(
+        kind, common._engine(url), start, end, s.brand, timeout_s=s.query_timeout_s
+    )
 
 
 # ------------------------------------------------------------------ file builders
@@ -96,22 +93,6 @@ def _report_file(report: Report, kind: str, fmt: str, name: str, actor: str) -> 
         return data
 
     return build
-
-
-def _redactor() -> Callable[[str], str] | None:
-    s = common.settings()
-    if not s.privacy.redact_exports:
-        return None
-    from listenwell.crm.pii import redact
-
-    region = s.linking.default_region
-    kinds = tuple(s.privacy.redact_kinds)
-
-    def redact_text(value: str) -> str:
-        redacted: str = redact(value, kinds, region=region)
-        return redacted
-
-    return redact_text
 
 
 def _export_csv(
@@ -152,7 +133,7 @@ def _mentions_file(
 ) -> Callable[[], bytes]:
     """The row-level export, built when its button is clicked and audited then."""
     eng = common.engine()
-    redact_text = _redactor()
+    redact_text = common.redactor()
 
     def build() -> bytes:
         data, n = _export_csv(eng, f, formula_guard=formula_guard, redact_text=redact_text)

@@ -220,12 +220,13 @@ def jobs_report(
     fmt: Annotated[str, typer.Option("--format", help="csv, xlsx, html or pdf.")] = "html",
 ) -> None:
     """Queue a report; a worker writes it to --output (an absolute path on its machine)."""
+    from listenwell.crm.reports import FORMATS, KINDS
     from listenwell.jobs.queue import defer_report
 
-    if kind not in ("feedback", "escalations", "kpis"):
-        raise CliError(f"unknown report {kind!r}: feedback, escalations or kpis")
-    if fmt not in ("csv", "xlsx", "html", "pdf"):
-        raise CliError(f"unknown format {fmt!r}: csv, xlsx, html or pdf")
+    if kind not in KINDS:
+        raise CliError(f"unknown report {kind!r}: {', '.join(KINDS)}")
+    if fmt not in FORMATS:
+        raise CliError(f"unknown format {fmt!r}: {', '.join(FORMATS)}")
     try:
         last = date.fromisoformat(end) if end else date.today()
         first = date.fromisoformat(start) if start else last - timedelta(days=29)

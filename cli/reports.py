@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from . import CliError, state_of
 from .io import actor, progress
-
-if TYPE_CHECKING:
-    from listenwell.crm.reports import Report
 
 __all__ = ["register", "report_app"]
 
@@ -117,13 +114,7 @@ def _run(
         raise CliError("--to is before --from")
     with progress("building") as prog:
         task = prog.add_task(f"{kind} report", total=None)
-        report: Report
-        if kind == "feedback":
-            report = reports.feedback_report(engine, first, last, state.settings.brand)
-        elif kind == "escalations":
-            report = reports.escalations_report(engine, first, last)
-        else:
-            report = reports.kpis_report(engine, first, last, state.settings.brand)
+        report = reports.build_report(kind, engine, first, last, state.settings.brand)
         prog.update(task, description=f"{kind} report as {chosen}")
         try:
             size = reports.write_report(report, output, chosen)

@@ -61,7 +61,9 @@ __all__ = [
     "FORMATS",
     "Chart",
     "Report",
+    "KINDS",
     "Section",
+    "build_report",
     "default_period",
     "escalations_report",
     "feedback_report",
@@ -387,6 +389,33 @@ def _minutes(a: datetime | None, b: datetime | None) -> float | None:
 def _short(text: Any, limit: int = 280) -> str:
     value = " ".join(str(text or "").split())
     return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
+KINDS: tuple[str, ...] = ("feedback", "escalations", "kpis")
+"""The reports :func:`build_report` makes."""
+
+
+def build_report(
+    kind: str,
+    engine: Engine,
+    start: date,
+    end: date,
+    brand: Any = None,
+    *,
+    timeout_s: float = _DEFAULT_TIMEOUT_S,
+) -> Report:
+    """The ``kind`` report (one of :data:`KINDS`) of ``start``..``end``.
+
+    Raises:
+        ValueError: ``kind`` is not a known report.
+    """
+    if kind == "feedback":
+        return feedback_report(engine, start, end, brand)
+    if kind == "escalations":
+        return escalations_report(engine, start, end, timeout_s=timeout_s)
+    if kind == "kpis":
+        return kpis_report(engine, start, end, brand, timeout_s=timeout_s)
+    raise ValueError(f"unknown report {kind!r}: {', '.join(KINDS)}")
 
 
 def escalations_report(

@@ -94,9 +94,7 @@ def enrich_range(rt: Runtime, first: int, end: int) -> dict[str, Any]:
 
 def first_phase_pending(rt: Runtime) -> int:
     """Mentions still waiting for a phase-0 stage or their vector."""
-    pipeline = rt.pipeline
-    names, count = pipeline.pending_by_phase(rt.engine)[0]
-    del names
+    _, count = rt.pipeline.pending_by_phase(rt.engine)[0]
     return int(count)
 
 
@@ -153,14 +151,7 @@ def report(
     from listenwell.crm import reports
 
     engine = rt.engine
-    if kind == "feedback":
-        built = reports.feedback_report(engine, first, last, rt.settings.brand)
-    elif kind == "escalations":
-        built = reports.escalations_report(engine, first, last)
-    elif kind == "kpis":
-        built = reports.kpis_report(engine, first, last, rt.settings.brand)
-    else:
-        raise ValueError(f"unknown report {kind!r}: feedback, escalations or kpis")
+    built = reports.build_report(kind, engine, first, last, rt.settings.brand)
     target = Path(output)
     tmp = target.with_name(f".{target.name}.partial")
     size = reports.write_report(built, tmp, fmt)

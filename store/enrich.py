@@ -83,6 +83,15 @@ def _lacks(stage: str) -> ColumnElement[bool]:
     )
 
 
+def _pending_conds(stages: Sequence[str], embeddings: bool) -> list[ColumnElement[bool]]:
+    """A mention is pending if it lacks a result of any of ``stages`` (or, with
+    ``embeddings``, its vector)."""
+    conds = [_lacks(s) for s in stages]
+    if embeddings:
+        conds.append(~exists().where(_embeddings.c.mention_id == _mentions.c.id))
+    return conds
+
+
 def pending_mentions(
     conn: Connection | Engine,
     stages: Sequence[str],
@@ -108,9 +117,7 @@ def pending_mentions(
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    conds = [_lacks(s) for s in stages]
-    if embeddings:
-        conds.append(~exists().where(_embeddings.c.mention_id == _mentions.c.id))
+    conds = _pending_conds(stages, embeddings)
     if not conds:
         return []
     stmt = (
@@ -254,9 +261,7 @@ def count_pending(
     conn: Connection | Engine, stages: Sequence[str], *, embeddings: bool = False
 ) -> int:
     """How many mentions :func:`pending_mentions` would page through from the start."""
-    conds = [_lacks(s) for s in stages]
-    if embeddings:
-        conds.append(~exists().where(_embeddings.c.mention_id == _mentions.c.id))
+    conds = _pending_conds(stages, embeddings)
     if not conds:
         return 0
     stmt = select(func.count()).select_from(_mentions).where(or_(*conds))
@@ -281,9 +286,7 @@ def pending_id_ranges(
     """
     if size < 1:
         raise ValueError("size must be at least 1")
-    conds = [_lacks(s) for s in stages]
-    if embeddings:
-        conds.append(~exists().where(_embeddings.c.mention_id == _mentions.c.id))
+    conds = _pending_conds(stages, embeddings)
     if not conds:
         return []
     numbered = (

@@ -178,7 +178,12 @@ def ensure_user(engine: Engine, username: str, role: str, display_name: str, *, 
 
 
 def _change(
-    engine: Engine, username: str, action: str, detail: dict[str, object], **values: object
+    engine: Engine,
+    username: str,
+    action: str,
+    actor: str,
+    detail: dict[str, object] | None,
+    **values: object,
 ) -> None:
     with writing(engine) as c:
         r = _row(c, username)
@@ -186,13 +191,12 @@ def _change(
             raise NotFoundError(f"no user {username!r}")
         name = r.username  # type: ignore[attr-defined]
         c.execute(update(_U).where(_U.c.username == name).values(updated_at=utcnow(), **values))
-        actor = str(detail.pop("actor"))
-        record_audit(c, actor, action, "user", name, detail or None)
+        record_audit(c, actor, action, "user", name, detail)
 
 
 def set_role(engine: Engine, username: str, role: str, *, actor: str) -> None:
     """Give ``username`` another role."""
-    _change(engine, username, "user.role", {"actor": actor, "role": _check_role(role)}, role=role)
+    _change(engine, username, "user.role", actor, {"role": _check_role(role)}, role=role)
 
 
 def set_password(engine: Engine, username: str, password: str, *, actor: str) -> None:
@@ -202,7 +206,8 @@ def set_password(engine: Engine, username: str, password: str, *, actor: str) ->
         engine,
         username,
         "user.password",
-        {"actor": actor},
+        actor,
+        None,
         password_hash=hashed,
         failed_attempts=0,
         locked_until=None,
@@ -215,7 +220,8 @@ def disable_user(engine: Engine, username: str, *, actor: str, disabled: bool = 
         engine,
         username,
         "user.disable" if disabled else "user.enable",
-        {"actor": actor},
+        actor,
+        None,
         disabled=disabled,
     )
 
