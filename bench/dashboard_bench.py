@@ -638,6 +638,16 @@ def database(kind: str, args: argparse.Namespace) -> str:
             f"{kind}: schema at {status.applied[-1].split()[0]} "
             f"(upgrade check {time.perf_counter() - t0:.1f} s)"
         )
+        try:  # the dashboard's daily counts (migration 0009), as the workers keep them
+            from listenwell.store.rollup import refresh
+        except ImportError:  # a version without them
+            pass
+        else:
+            done = refresh(engine)
+            log(
+                f"{kind}: dashboard counts refreshed up to mention {done.watermark:,} "
+                f"({done.days:,} days counted in {done.seconds:.1f} s)"
+            )
     finally:
         engine.dispose()
     return url

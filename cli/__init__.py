@@ -277,6 +277,7 @@ COMMAND_ACTIONS: dict[str, str | tuple[str, ...]] = {
     "db upgrade": "db.admin",
     "db backup": "db.admin",
     "db restore": "db.admin",
+    "db refresh-stats": "db.admin",
 }
 
 _current: ContextVar[State | None] = ContextVar("listenwell_cli_state", default=None)

@@ -134,6 +134,37 @@ def restore(
         typer.echo(f"restored {report.rows:,} rows in {len(report.tables)} tables from {path}")
 
 
+@db_app.command("refresh-stats")
+def refresh_stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Bring the dashboard's daily counts up to date (new mentions, changed days).
+
+    The dashboard adds whatever the counts lack live, so its figures are exact
+    either way; fresh counts keep its charts fast on millions of mentions. The
+    workers and `listenwell enrich` run this on their own; run it by hand after
+    a bulk import or a restore.
+    """
+    from listenwell.store.rollup import refresh
+
+    state = state_of(ctx)
+    with progress("refresh-stats", unit="days") as bar:
+        task = bar.add_task("days", total=None)
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = refresh(state.engine(), progress=step)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        typer.echo(
+            f"dashboard counts up to mention {report.watermark:,} "
+            f"({report.days:,} day(s) counted in {report.seconds:.1f} s)"
+        )
+
+
 def store_url(state: object) -> str:
     """The database URL with any password hidden."""
     from sqlalchemy.engine import make_url

@@ -246,7 +246,7 @@ def enrich_demo(config_path: Path, *, threads: int = 2) -> dict[str, Any]:
     from listenwell.nlp import NlpError, NlpOptions
     from listenwell.nlp.pipeline import build_pipeline
 
-    from .nlp import run_with_progress
+    from .nlp import refresh_dashboard_counts, run_with_progress
 
     settings = load_settings(config_path)
     options = replace(NlpOptions.from_settings(settings), threads=threads)
@@ -254,6 +254,7 @@ def enrich_demo(config_path: Path, *, threads: int = 2) -> dict[str, Any]:
     try:
         pipeline = build_pipeline(options, settings)
         report = run_with_progress(pipeline, engine)
+        refresh_dashboard_counts(engine)
     except NlpError as exc:
         raise CliError(f"enriching the demo mentions failed: {exc}") from None
     finally:

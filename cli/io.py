@@ -51,14 +51,14 @@ def actor() -> str:
         return "cli"
 
 
-def progress(label: str) -> Progress:
+def progress(label: str, unit: str = "rows") -> Progress:
     """A progress display on stderr; silent when stderr is not a terminal."""
     console = Console(stderr=True)
     return Progress(
         SpinnerColumn(),
         TextColumn(f"{label} [progress.description]{{task.description}}"),
         BarColumn(),
-        TextColumn("{task.completed:,.0f} rows"),
+        TextColumn(f"{{task.completed:,.0f}} {unit}"),
         TimeElapsedColumn(),
         console=console,
         disable=not console.is_terminal,

@@ -40,6 +40,15 @@ def run_with_progress(pipeline: Any, engine: Any, *, redo: str | None = None) ->
         return pipeline.redo(engine, redo, on_batch=advance)
 
 
+def refresh_dashboard_counts(engine: Any) -> None:
+    """Count the new labels into the dashboard's daily counts, with a progress bar."""
+    from listenwell.store.rollup import refresh
+
+    with progress("dashboard counts", unit="days") as prog:
+        task = prog.add_task("days", total=None)
+        refresh(engine, progress=lambda done, total: prog.update(task, completed=done, total=total))
+
+
 def enrich(
     ctx: typer.Context,
     redo: Annotated[
@@ -78,6 +87,7 @@ def enrich(
         report = run_with_progress(pipeline, engine, redo=redo)
     except NlpError as exc:
         raise CliError(str(exc)) from None
+    refresh_dashboard_counts(engine)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return

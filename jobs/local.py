@@ -2,9 +2,10 @@
 
 One loop runs each kind of work when it is due: collection of every configured
 source (``jobs.collect_every_s``), enrichment of new mentions
-(``jobs.enrich_every_s``), the escalation sweep (``escalations.sweep_interval_s``)
-and retention (daily). Work runs one item at a time, so nothing overlaps, and a
-failed item is logged and retried at its next turn without stopping the others.
+(``jobs.enrich_every_s``, then the dashboard's counts), the escalation sweep
+(``escalations.sweep_interval_s``) and retention (daily). Work runs one item at a
+time, so nothing overlaps, and a failed item is logged and retried at its next
+turn without stopping the others.
 """
 
 from __future__ import annotations
@@ -35,13 +36,19 @@ class Due:
     next_at: float = field(default=0.0)
 
 
+def _enrich(rt: work.Runtime) -> dict[str, Any]:
+    out: dict[str, Any] = rt.pipeline.run(rt.engine).as_dict()
+    out["stats"] = work.refresh_stats(rt)  # the dashboard's counts of the new labels
+    return out
+
+
 def _plan(rt: work.Runtime) -> list[Due]:
     s = rt.settings
     plan = [
         Due(f"collect:{source}", s.jobs.collect_every_s, lambda src=source: work.collect(rt, src))
         for source in work.configured_sources(rt)
     ]
-    plan.append(Due("enrich", s.jobs.enrich_every_s, lambda: rt.pipeline.run(rt.engine).as_dict()))
+    plan.append(Due("enrich", s.jobs.enrich_every_s, lambda: _enrich(rt)))
     plan.append(Due("sweep", s.escalations.sweep_interval_s, lambda: work.sweep(rt)))
     plan.append(Due("retention", DAY_S, lambda: work.retention(rt)))
     return plan

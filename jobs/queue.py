@@ -2,8 +2,9 @@
 
 Queues: ``enrich`` (one job per id range, plus ``enrich_finish`` for themes),
 ``collect`` (one job per source pass), ``maintenance`` (sweep, retention,
-requeueing stalled jobs) and ``reports``. Periodic jobs (the escalation sweep
-every minute, stalled-job recovery every minute, retention daily) are deferred
+the dashboard's counts, requeueing stalled jobs) and ``reports``. Periodic jobs
+(the escalation sweep every minute, stalled-job recovery every minute, the
+dashboard's counts every five minutes, retention daily) are deferred
 by the workers themselves; Procrastinate makes sure each periodic tick runs once
 however many workers there are.
 
@@ -116,6 +117,14 @@ def sweep(timestamp: int) -> dict[str, Any]:
     """The escalation rules and SLA sweep (every minute)."""
     del timestamp
     return work.sweep(_rt())
+
+
+@blueprint.periodic(cron="*/5 * * * *", periodic_id="refresh_stats")
+@blueprint.task(name="refresh_stats", queue="maintenance", retry=RETRY, lock="refresh_stats")
+def refresh_stats(timestamp: int) -> dict[str, Any]:
+    """The dashboard's daily counts (every five minutes, and after each themes job)."""
+    del timestamp
+    return work.refresh_stats(_rt())
 
 
 @blueprint.periodic(cron="17 3 * * *", periodic_id="retention")

@@ -105,6 +105,7 @@ def enrich_finish(rt: Runtime) -> dict[str, Any]:
     if waiting:
         return {"waiting": waiting}
     out: dict[str, Any] = rt.pipeline.run(rt.engine).as_dict()
+    out["stats"] = refresh_stats(rt)  # the dashboard counts the new labels
     return out
 
 
@@ -160,6 +161,13 @@ def report(
         engine, "system:worker", f"report.{kind}", "file", output, {"format": fmt, "bytes": size}
     )
     return {"kind": kind, "output": output, "bytes": size}
+
+
+def refresh_stats(rt: Runtime) -> dict[str, Any]:
+    """Bring the dashboard's daily counts up to date (:func:`listenwell.store.rollup.refresh`)."""
+    from listenwell.store.rollup import refresh
+
+    return refresh(rt.engine).as_dict()
 
 
 def retention(rt: Runtime, now: datetime | None = None) -> dict[str, Any]:

@@ -96,12 +96,18 @@ def writing(conn: Connection | Engine) -> AbstractContextManager[Connection]:
 
 
 @contextmanager
-def read_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
+def read_connection(
+    engine: Engine, timeout_s: float, *, snapshot: bool = False
+) -> Iterator[Connection]:
     """A connection whose statements are stopped after ``timeout_s`` seconds.
 
     PostgreSQL gets ``SET LOCAL statement_timeout``; SQLite gets a progress
     handler that interrupts the statement once the deadline has passed (the
     approach datasette uses).
+
+    With ``snapshot``, every statement on the connection sees the same committed
+    state (``REPEATABLE READ`` on PostgreSQL, one deferred transaction on SQLite),
+    for readers that combine several queries into one figure (``store/rollup.py``).
 
     Raises:
         QueryTimeoutError: A statement ran past the limit.
@@ -114,11 +120,16 @@ def read_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
     try:
         with conn.begin():
             if engine.dialect.name == "postgresql":
+                if snapshot:  # must come before the transaction's first query
+                    conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
                 conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}"))
                 yield conn
             else:
                 raw = conn.connection.driver_connection
                 assert raw is not None
+                if snapshot and not raw.in_transaction:
+                    # The sqlite3 module opens no transaction for reads by itself.
+                    conn.exec_driver_sql("BEGIN")
                 deadline = time.monotonic() + timeout_s
                 raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
                 try:

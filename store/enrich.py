@@ -20,8 +20,9 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, exists, func, or
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from . import rollup
 from .embeddings import embeddings as _embeddings
-from .engine import using
+from .engine import using, writing
 from .models import EnrichmentRow, MentionRow, utcnow
 
 __all__ = [
@@ -219,16 +220,21 @@ def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> int:
         },
     )
     conn.execute(stmt, rows)
+    # Labels the dashboard's rollups count: their days are recounted (new mentions,
+    # past the watermark, cost nothing here).
+    labelled = [r["mention_id"] for r in rows if r["stage"] in rollup.LABEL_STAGES]
+    if labelled:
+        rollup.mark_dirty(conn, labelled)
     return len(rows)
 
 
 def delete_enrichments(conn: Connection | Engine, stage: str) -> int:
     """Delete every result of one stage (``listenwell enrich --redo STAGE``). Returns how many."""
     stmt = delete(_enrichments).where(_enrichments.c.stage == stage)
-    if isinstance(conn, Engine):
-        with conn.begin() as c:
-            return int(c.execute(stmt).rowcount)
-    return int(conn.execute(stmt).rowcount)
+    with writing(conn) as c:
+        if stage in rollup.LABEL_STAGES:
+            rollup.reset(c)  # every label of the stage goes: the dashboard's counts start again
+        return int(c.execute(stmt).rowcount)
 
 
 def enrichment_counts(engine: Engine) -> dict[str, int]:

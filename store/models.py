@@ -7,7 +7,7 @@ stage's result for one mention, with the model name and version that made it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -57,6 +58,10 @@ __all__ = [
     "UserRow",
     "SavedViewRow",
     "PresenceRow",
+    "StatsAuthorRow",
+    "StatsDailyRow",
+    "StatsDirtyRow",
+    "StatsStateRow",
     "metadata",
     "utcnow",
 ]
@@ -553,6 +558,56 @@ class PresenceRow(Base):
     )
     username: Mapped[str] = mapped_column(String(200), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+# -- The dashboard's rollups (migration 0009, store/rollup.py) -------------------------------
+# Counts of the mentions with ids up to the watermark, per UTC day, except the days
+# listed in ``stats_dirty``: readers add the mentions past the watermark, the dirty
+# days and the agents' corrections live, so every figure equals the live query's.
+
+
+class StatsDailyRow(Base):
+    """Mentions per UTC day, source and model labels (sentiment, theme key)."""
+
+    __tablename__ = "stats_daily"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    source: Mapped[str] = mapped_column(String(40))
+    # The model's labels (agents' corrections are applied when read); None = no result.
+    sentiment: Mapped[str | None] = mapped_column(String(200))
+    theme_key: Mapped[str | None] = mapped_column(String(200))
+    mentions: Mapped[int] = mapped_column(Integer)
+
+
+class StatsAuthorRow(Base):
+    """Mentions per UTC day, source and author handle (distinct authors, top authors)."""
+
+    __tablename__ = "stats_authors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    source: Mapped[str] = mapped_column(String(40))
+    author_handle: Mapped[str] = mapped_column(String(200))
+    mentions: Mapped[int] = mapped_column(Integer)
+
+
+class StatsDirtyRow(Base):
+    """A UTC day whose rollup rows are out of date (read live until the next refresh)."""
+
+    __tablename__ = "stats_dirty"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class StatsStateRow(Base):
+    """The rollups' watermark: mentions with ids up to it are counted (one row, ``mentions``)."""
+
+    __tablename__ = "stats_state"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Dashboard read paths at 1,000,000 mentions (migration 0007, bench/dashboard_bench.py):

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from . import rollup
 from .engine import read_connection
 from .errors import check_text_inputs
 from .models import (
@@ -337,12 +338,58 @@ def _frame_on(conn: Connection, stmt: Any) -> pd.DataFrame:
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
+Rolled = list[tuple[datetime, str, str | None, str | None, int]]
+
+
+def _rolled(conn: Connection, f: MentionFilter, freq: str = "day") -> Rolled | None:
+    """Mentions matching ``f`` per (bucket, source, sentiment, theme key) from the rollups
+    (:mod:`listenwell.store.rollup`), the labels in force; ``None`` where they cannot
+    serve ``f`` or ``freq`` (hours are not rolled up). Needs a snapshot connection."""
+    if freq not in ("day", "week"):
+        return None
+    counts = rollup.daily_counts(conn, f)
+    if counts is None:
+        return None
+    names = _themes_in_force(conn) if f.topics else {}
+    out: Rolled = []
+    for day, source, sentiment, theme, n in ((*k, v) for k, v in counts.items()):
+        if f.sentiments and sentiment not in f.sentiments:
+            continue
+        if f.topics:
+            named = names.get(str(theme)) if theme is not None else None
+            if named is None or named[1] not in f.topics:
+                continue
+        if freq == "week":
+            day = day - timedelta(days=day.weekday())
+        out.append((_day_start(day), source, sentiment, theme, n))
+    return out
+
+
+def _summed(rows: Rolled, columns: tuple[int, ...]) -> list[tuple[Any, ...]]:
+    """``rows`` added up by the given positions, sorted by them."""
+    sums: dict[tuple[Any, ...], int] = {}
+    for row in rows:
+        key = tuple(row[i] for i in columns)
+        sums[key] = sums.get(key, 0) + row[4]
+    return sorted(
+        ((*k, n) for k, n in sums.items()), key=lambda r: tuple("" if v is None else v for v in r)
+    )
+
+
 def overview_counts(
     engine: Engine, f: MentionFilter = MentionFilter(), *, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> dict[str, Any]:
     """Headline numbers: mentions, distinct authors, first and last time, customers, quarantine."""
-    with read_connection(engine, timeout_s) as conn:
-        if _needs_join(f):
+    with read_connection(engine, timeout_s, snapshot=True) as conn:
+        rolled = None if _needs_join(f) else _rolled(conn, f)
+        authors = None if rolled is None else rollup.distinct_authors(conn, f)
+        if rolled is not None and authors is not None:
+            # Counts from the rollups; first and last are one index probe each.
+            conds = _where(f, None)
+            mentions = sum(r[4] for r in rolled)
+            first = conn.execute(select(func.min(M.c.created_at)).where(*conds)).scalar()
+            last = conn.execute(select(func.max(M.c.created_at)).where(*conds)).scalar()
+        elif _needs_join(f):
             lean = _lean(f)
             base = (
                 select(M.c.author_handle, M.c.created_at)
@@ -405,6 +452,14 @@ def _bucket(engine: Engine, freq: str) -> Any:
     return func.strftime(fmt[freq], col)
 
 
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
+    df["mentions"] = df["mentions"].astype("int64")
+    return df
+
+
 def mention_volume(
     engine: Engine,
     f: MentionFilter = MentionFilter(),
@@ -416,7 +471,11 @@ def mention_volume(
     import pandas as pd
 
     bucket = _bucket(engine, freq).label("bucket")
-    with read_connection(engine, timeout_s) as conn:
+    with read_connection(engine, timeout_s, snapshot=True) as conn:
+        rolled = _rolled(conn, f, freq)
+        if rolled is not None:
+            df = pd.DataFrame(_summed(rolled, (0, 1)), columns=["bucket", "source", "mentions"])
+            return _typed(df)
         lean = _lean(f)
         stmt = (
             select(bucket, M.c.source, func.count().label("mentions"))
@@ -445,7 +504,14 @@ def sentiment_volume(
     import pandas as pd
 
     bucket = _bucket(engine, freq).label("bucket")
-    with read_connection(engine, timeout_s) as conn:
+    with read_connection(engine, timeout_s, snapshot=True) as conn:
+        rolled = _rolled(conn, f, freq)
+        if rolled is not None:
+            labelled = [r for r in rolled if r[2] is not None]
+            df = pd.DataFrame(
+                _summed(labelled, (0, 2)), columns=["bucket", "sentiment", "mentions"]
+            )
+            return _typed(df)
         lean = _lean(f, sentiment=True)
         sentiment = lean.sentiment.label("sentiment")
         stmt = (
@@ -477,15 +543,21 @@ def theme_volume(
     import pandas as pd
 
     bucket = _bucket(engine, freq).label("bucket")
-    with read_connection(engine, timeout_s) as conn:
-        lean = _lean(f, sentiment=True, themes=True)
-        stmt = (
-            select(bucket, lean.theme_key, lean.sentiment, func.count())
-            .select_from(lean.frm)
-            .where(lean.theme_key.is_not(None), *lean.conds)
-            .group_by(bucket, lean.theme_key, lean.sentiment)
-        )
-        rows = conn.execute(stmt).all()
+    rows: list[Any]
+    with read_connection(engine, timeout_s, snapshot=True) as conn:
+        rolled = _rolled(conn, f, freq)
+        if rolled is not None:
+            themed = [r for r in rolled if r[3] is not None]
+            rows = _summed(themed, (0, 3, 2))
+        else:
+            lean = _lean(f, sentiment=True, themes=True)
+            stmt = (
+                select(bucket, lean.theme_key, lean.sentiment, func.count())
+                .select_from(lean.frm)
+                .where(lean.theme_key.is_not(None), *lean.conds)
+                .group_by(bucket, lean.theme_key, lean.sentiment)
+            )
+            rows = list(conn.execute(stmt).all())
         themes = _themes_in_force(conn) if rows else {}
     # Theme ids to names and merged themes to their survivors, then add up what now
     # falls into one group (two merged themes, or a key and its survivor's key).
@@ -510,8 +582,16 @@ def source_counts(
     engine: Engine, f: MentionFilter = MentionFilter(), *, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> pd.DataFrame:
     """Mentions per source: columns ``source``, ``mentions``, most first."""
+    import pandas as pd
+
     n = func.count().label("mentions")
-    with read_connection(engine, timeout_s) as conn:
+    with read_connection(engine, timeout_s, snapshot=True) as conn:
+        rolled = _rolled(conn, f)
+        if rolled is not None:
+            by_source = sorted(_summed(rolled, (1,)), key=lambda r: (-r[1], r[0]))
+            df = pd.DataFrame(by_source, columns=["source", "mentions"])
+            df["mentions"] = df["mentions"].astype("int64")
+            return df
         lean = _lean(f)
         stmt = (
             select(M.c.source, n)
@@ -531,8 +611,15 @@ def top_authors(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> pd.DataFrame:
     """The most active authors: columns ``author_handle``, ``mentions``, most first."""
+    import pandas as pd
+
     n = func.count().label("mentions")
-    with read_connection(engine, timeout_s) as conn:
+    with read_connection(engine, timeout_s, snapshot=True) as conn:
+        top = None if _needs_join(f) else rollup.author_counts(conn, f, limit)
+        if top is not None:
+            df = pd.DataFrame(top, columns=["author_handle", "mentions"])
+            df["mentions"] = df["mentions"].astype("int64")
+            return df
         lean = _lean(f)
         stmt = (
             select(M.c.author_handle, n)

@@ -18,6 +18,7 @@ from typing import Literal, cast
 
 from sqlalchemy import Engine, Table, and_, delete, select, update
 
+from . import rollup
 from .embeddings import embeddings as _embeddings
 from .models import MentionRow
 from .writes import record_audit
@@ -68,6 +69,7 @@ def apply_retention(
             )
             if not ids:
                 break
+            rollup.mark_dirty(conn, ids)  # the dashboard's counts of their days
             if mode == "delete":
                 conn.execute(delete(_M).where(_M.c.id.in_(ids)))
             else:

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from . import rollup
 from .embeddings import EMBEDDING_DTYPE
 from .embeddings import embeddings as _embeddings
 from .engine import using, writing
@@ -540,6 +541,7 @@ def replace_assignments(conn: Connection | Engine, results: Iterable[EnrichmentR
         if r.stage != THEME_STAGE:
             raise ValueError(f"expected {THEME_STAGE!r} results, got stage {r.stage!r}")
     with writing(conn) as c:
+        rollup.reset(c)  # every theme label changes: the dashboard's counts start again
         c.execute(delete(_enrichments).where(_enrichments.c.stage == THEME_STAGE))
         written = 0
         for i in range(0, len(rows), 5000):

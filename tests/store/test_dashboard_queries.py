@@ -183,6 +183,11 @@ def seeded(engine):
 @pytest.mark.parametrize("f", FILTERS, ids=lambda f: repr(f).replace(" ", ""))
 def test_dashboard_queries_count_the_labels_in_force(seeded, f):
     engine, truth = seeded
+    check_queries(engine, truth, f)
+
+
+def check_queries(engine, truth: list[dict], f: store.MentionFilter) -> None:
+    """Every dashboard query under ``f`` against the rows of ``truth`` that match it."""
     rows = [r for r in truth if _matches(r, f)]
 
     counts = store.overview_counts(engine, f)
