@@ -85,6 +85,13 @@ SOURCE_SHARE = (0.48, 0.24, 0.13, 0.09, 0.06)
 REVIEW_SOURCES = frozenset({"appstore", "googleplay", "trustpilot"})
 BRAND = ("@NorthwindHelp", "Northwind", "#northwind", "Northwind app", "NW+")
 COMPETITORS = ("Contoso", "@ContosoCares", "Fabrikam", "Tailspin", "@FabrikamSupport")
+# The share-of-voice parties of the bench's config (brand.keywords and brand.competitors).
+PARTIES = {
+    "Northwind": ["Northwind"],
+    "Contoso": ["Contoso", "@ContosoCares"],
+    "Fabrikam": ["Fabrikam", "@FabrikamSupport"],
+    "Tailspin": ["Tailspin"],
+}
 FILLER = (
     "the a to and of my is it for on this that with was have just but not you so at be "
     "can they all your from get when now out if what about there one been again still "
@@ -643,7 +650,7 @@ def database(kind: str, args: argparse.Namespace) -> str:
         except ImportError:  # a version without them
             pass
         else:
-            done = refresh(engine)
+            done = refresh(engine, parties=PARTIES)
             log(
                 f"{kind}: dashboard counts refreshed up to mention {done.watermark:,} "
                 f"({done.days:,} days counted in {done.seconds:.1f} s)"
@@ -882,10 +889,16 @@ def _time_inbox(url: str, filters: dict[str, Any]) -> dict[str, float]:
 
 def _config(folder: Path, name: str, url: str) -> Path:
     config = folder / f"dashboard-bench-{name}.yaml"
-    config.write_text(
-        f"database_url: '{url}'\nbrand:\n  name: Northwind\n  keywords: [Northwind]\n",
-        encoding="utf-8",
-    )
+    brand, *rivals = PARTIES.items()
+    lines = [
+        f"database_url: '{url}'",
+        "brand:",
+        f"  name: {brand[0]}",
+        f"  keywords: {json.dumps(brand[1])}",
+        "  competitors:",
+        *(f"    {name}: {json.dumps(words)}" for name, words in rivals),
+    ]
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return config
 
 

@@ -139,23 +139,18 @@ def refresh_stats(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Bring the dashboard's daily counts up to date (new mentions, changed days).
+    """Bring the dashboard's daily counts up to date (new mentions, changed days, and the
+    share-of-voice parties of `brand` in the settings).
 
     The dashboard adds whatever the counts lack live, so its figures are exact
     either way; fresh counts keep its charts fast on millions of mentions. The
     workers and `listenwell enrich` run this on their own; run it by hand after
     a bulk import or a restore.
     """
-    from listenwell.store.rollup import refresh
+    from .nlp import refresh_dashboard_counts
 
     state = state_of(ctx)
-    with progress("refresh-stats", unit="days") as bar:
-        task = bar.add_task("days", total=None)
-
-        def step(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        report = refresh(state.engine(), progress=step)
+    report = refresh_dashboard_counts(state.engine(), state.settings)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
     else:

@@ -254,7 +254,7 @@ def enrich_demo(config_path: Path, *, threads: int = 2) -> dict[str, Any]:
     try:
         pipeline = build_pipeline(options, settings)
         report = run_with_progress(pipeline, engine)
-        refresh_dashboard_counts(engine)
+        refresh_dashboard_counts(engine, settings)
     except NlpError as exc:
         raise CliError(f"enriching the demo mentions failed: {exc}") from None
     finally:

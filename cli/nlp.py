@@ -40,13 +40,22 @@ def run_with_progress(pipeline: Any, engine: Any, *, redo: str | None = None) ->
         return pipeline.redo(engine, redo, on_batch=advance)
 
 
-def refresh_dashboard_counts(engine: Any) -> None:
-    """Count the new labels into the dashboard's daily counts, with a progress bar."""
+def refresh_dashboard_counts(engine: Any, settings: Any) -> Any:
+    """Count the new labels into the dashboard's daily counts, with a progress bar.
+
+    Returns:
+        The :class:`~listenwell.store.rollup.RefreshReport`.
+    """
     from listenwell.store.rollup import refresh
+    from listenwell.store.voice import voice_parties
 
     with progress("dashboard counts", unit="days") as prog:
         task = prog.add_task("days", total=None)
-        refresh(engine, progress=lambda done, total: prog.update(task, completed=done, total=total))
+        return refresh(
+            engine,
+            parties=voice_parties(settings.brand),
+            progress=lambda done, total: prog.update(task, completed=done, total=total),
+        )
 
 
 def enrich(
@@ -87,7 +96,7 @@ def enrich(
         report = run_with_progress(pipeline, engine, redo=redo)
     except NlpError as exc:
         raise CliError(str(exc)) from None
-    refresh_dashboard_counts(engine)
+    refresh_dashboard_counts(engine, state.settings)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return

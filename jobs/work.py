@@ -166,8 +166,9 @@ def report(
 def refresh_stats(rt: Runtime) -> dict[str, Any]:
     """Bring the dashboard's daily counts up to date (:func:`listenwell.store.rollup.refresh`)."""
     from listenwell.store.rollup import refresh
+    from listenwell.store.voice import voice_parties
 
-    return refresh(rt.engine).as_dict()
+    return refresh(rt.engine, parties=voice_parties(rt.settings.brand)).as_dict()
 
 
 def retention(rt: Runtime, now: datetime | None = None) -> dict[str, Any]:

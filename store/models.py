@@ -62,6 +62,7 @@ __all__ = [
     "StatsDailyRow",
     "StatsDirtyRow",
     "StatsStateRow",
+    "StatsVoiceRow",
     "metadata",
     "utcnow",
 ]
@@ -592,6 +593,19 @@ class StatsAuthorRow(Base):
     mentions: Mapped[int] = mapped_column(Integer)
 
 
+class StatsVoiceRow(Base):
+    """Mentions per UTC day and source naming one share-of-voice party (its keyword set)."""
+
+    __tablename__ = "stats_voice"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    source: Mapped[str] = mapped_column(String(40))
+    # store.voice.party_key of the party's keywords (a settings change counts anew).
+    party_key: Mapped[str] = mapped_column(String(64))
+    mentions: Mapped[int] = mapped_column(Integer)
+
+
 class StatsDirtyRow(Base):
     """A UTC day whose rollup rows are out of date (read live until the next refresh)."""
 
@@ -601,13 +615,15 @@ class StatsDirtyRow(Base):
 
 
 class StatsStateRow(Base):
-    """The rollups' watermark: mentions with ids up to it are counted (one row, ``mentions``)."""
+    """The rollups' watermark: mentions with ids up to it are counted (row ``mentions``);
+    one row ``voice:<party key>`` per share-of-voice party counted, with its keywords."""
 
     __tablename__ = "stats_state"
 
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
     watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 # Dashboard read paths at 1,000,000 mentions (migration 0007, bench/dashboard_bench.py):

@@ -265,6 +265,8 @@ def _scrub_texts(c: Connection, needles: Sequence[str]) -> int:
         columns = [table.c[n] for n in names]
         hit = or_(*[_mentions_text(col, words) for col in columns])
         rows = c.execute(select(table.c.id, *columns).where(hit)).all()
+        if table is _mentions:  # share of voice reads the text: recount their days
+            rollup.mark_dirty(c, [row.id for row in rows])
         for row in rows:
             values = {
                 n: pattern.sub(ERASED, getattr(row, n))

@@ -6,7 +6,9 @@ the overview, themes and reports pages spent 8-20 s cold aggregating them
 every mention with an id up to a **watermark**:
 
 - ``stats_daily``: mentions per day, source, model sentiment and model theme key;
-- ``stats_authors``: mentions per day, source and author handle.
+- ``stats_authors``: mentions per day, source and author handle;
+- ``stats_voice``: mentions per day and source naming each share-of-voice party
+  (the parties passed to :func:`refresh`, from ``brand`` in the settings).
 
 A reader adds, live and in the same snapshot, what the tables do not hold:
 
@@ -32,7 +34,7 @@ watermark or the refresh waits for the writer's commit and counts its rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -62,6 +64,7 @@ from .models import (
     StatsDailyRow,
     StatsDirtyRow,
     StatsStateRow,
+    StatsVoiceRow,
     utcnow,
 )
 
@@ -78,15 +81,18 @@ __all__ = [
     "mark_dirty",
     "refresh",
     "reset",
+    "voice_keys",
 ]
 
 M = MentionRow.__table__
 E = EnrichmentRow.__table__
 D = StatsDailyRow.__table__
 A = StatsAuthorRow.__table__
+V = StatsVoiceRow.__table__
 DIRTY = StatsDirtyRow.__table__
 STATE = StatsStateRow.__table__
 NAME = "mentions"
+VOICE = "voice:"  # + a party key (store.voice.party_key): one state row per counted party
 LABEL_STAGES = ("sentiment", "themes")
 # More dirty days than this in a window and the readers go fully live (one scan
 # beats many small ones); a refresh brings them back.
@@ -178,6 +184,7 @@ def reset(conn: Connection) -> None:
     conn.execute(update(STATE).where(STATE.c.name == NAME).values(watermark=0))
     conn.execute(delete(D))
     conn.execute(delete(A))
+    conn.execute(delete(V))
     conn.execute(delete(DIRTY))
 
 
@@ -203,12 +210,17 @@ class RefreshReport:
 def refresh(
     engine: Engine | Connection,
     *,
+    parties: Mapping[str, Sequence[str]] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RefreshReport:
     """Count the new mentions and recount the dirty days; move the watermark.
 
     Args:
         engine: The database (or a connection, to run in the caller's transaction).
+        parties: The share-of-voice parties to count (name -> keywords, see
+            :func:`listenwell.store.voice.voice_parties`). A party not counted before
+            is counted over every day; parties counted before and not named here are
+            dropped. ``None`` keeps counting the parties counted before.
         progress: Called with ``(days done, days to do)`` after each run of days.
 
     Returns:
@@ -219,12 +231,57 @@ def refresh(
     t0 = _time.perf_counter()
     if isinstance(engine, Engine):
         with engine.begin() as conn:
-            return _refresh(conn, progress, t0)
-    return _refresh(engine, progress, t0)
+            return _refresh(conn, parties, progress, t0)
+    return _refresh(engine, parties, progress, t0)
+
+
+def voice_keys(conn: Connection) -> set[str]:
+    """The party keys whose mentions the rollups count."""
+    names = select(STATE.c.name).where(STATE.c.name.startswith(VOICE, autoescape=True))
+    return {str(n)[len(VOICE) :] for n in conn.execute(names).scalars()}
+
+
+def _voice_parties(conn: Connection) -> dict[str, list[str]]:
+    rows = select(STATE.c.name, STATE.c.detail).where(
+        STATE.c.name.startswith(VOICE, autoescape=True)
+    )
+    return {
+        str(name)[len(VOICE) :]: list((detail or {}).get("words") or [])
+        for name, detail in conn.execute(rows)
+    }
+
+
+def _count_voice(
+    conn: Connection, parties: Mapping[str, list[str]], first: date, last: date, mark: int
+) -> None:
+    """Insert the ``stats_voice`` rows of ``parties`` for the days ``first..last``."""
+    from .voice import voice_select
+
+    if not parties:
+        return
+    keys = list(parties)
+    stmt = voice_select(
+        conn.dialect.name,
+        [parties[k] for k in keys],
+        M,
+        [_in_days(first, last), M.c.id <= mark],
+        {"day": day_of(conn), "source": M.c.source},
+    )
+    rows = [
+        {"day": _as_date(r[0]), "source": r[1], "party_key": key, "mentions": int(n)}
+        for r in conn.execute(stmt)
+        for key, n in zip(keys, r[2:], strict=True)
+        if n
+    ]
+    if rows:
+        conn.execute(insert(V), rows)
 
 
 def _refresh(
-    conn: Connection, progress: Callable[[int, int], None] | None, t0: float
+    conn: Connection,
+    parties: Mapping[str, Sequence[str]] | None,
+    progress: Callable[[int, int], None] | None,
+    t0: float,
 ) -> RefreshReport:
     import time as _time
 
@@ -242,12 +299,41 @@ def _refresh(
         )
         conn.execute(_insert_ignore(conn, DIRTY).from_select(["day"], days))
     mark = max(newest, previous)
+    counted = _voice_parties(conn)
+    new: dict[str, list[str]] = {}
+    if parties is not None:
+        from .voice import party_key
+
+        wanted = {}
+        for words in parties.values():
+            key = party_key(words)
+            if key is not None:
+                wanted[key] = [str(w) for w in words]
+        gone = sorted(set(counted) - set(wanted))
+        if gone:
+            conn.execute(delete(V).where(V.c.party_key.in_(gone)))
+            conn.execute(delete(STATE).where(STATE.c.name.in_([VOICE + k for k in gone])))
+        counted = {k: w for k, w in counted.items() if k in wanted}
+        new = {k: w for k, w in wanted.items() if k not in counted}
     dirty = [_as_date(d) for d in conn.execute(select(DIRTY.c.day)).scalars()]
+    span: list[date] = []
+    if new:  # a party counted for the first time: every day with mentions
+        lo, hi = conn.execute(
+            select(func.min(M.c.created_at), func.max(M.c.created_at)).where(M.c.id <= mark)
+        ).one()
+        if lo is not None:
+            lo_day, hi_day = _as_date(lo), _as_date(hi)
+            span = [lo_day + timedelta(days=i) for i in range((hi_day - lo_day).days + 1)]
+    dirty_days = set(dirty)
+    span = [d for d in span if d not in dirty_days]
+    total = len(dirty) + len(span)
     done = 0
     for first, last in _runs(dirty):
         in_run = and_(D.c.day >= first, D.c.day <= last)
         conn.execute(delete(D).where(in_run))
         conn.execute(delete(A).where(and_(A.c.day >= first, A.c.day <= last)))
+        conn.execute(delete(V).where(and_(V.c.day >= first, V.c.day <= last)))
+        _count_voice(conn, {**counted, **new}, first, last, mark)
         day = day_of(conn).label("day")
         sent = aliased(E, name="sent")
         topic = aliased(E, name="topic")
@@ -271,11 +357,24 @@ def _refresh(
         conn.execute(insert(A).from_select(["day", "source", "author_handle", "mentions"], authors))
         done += (last - first).days + 1
         if progress is not None:
-            progress(done, len(dirty))
+            progress(done, total)
+    for first, last in _runs(span):
+        _count_voice(conn, new, first, last, mark)
+        done += (last - first).days + 1
+        if progress is not None:
+            progress(done, total)
+    if new:
+        conn.execute(
+            insert(STATE),
+            [
+                {"name": VOICE + k, "watermark": mark, "refreshed_at": now, "detail": {"words": w}}
+                for k, w in new.items()
+            ],
+        )
     conn.execute(delete(DIRTY))
     conn.execute(update(STATE).where(STATE.c.name == NAME).values(watermark=mark))
     return RefreshReport(
-        watermark=mark, previous=previous, days=len(dirty), seconds=_time.perf_counter() - t0
+        watermark=mark, previous=previous, days=total, seconds=_time.perf_counter() - t0
     )
 
 

@@ -14,7 +14,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
-from test_dashboard_queries import FILTERS, SENTIMENTS, T0, _seed, _truth, check_queries
+from test_dashboard_queries import (
+    FILTERS,
+    SENTIMENTS,
+    T0,
+    _matches,
+    _seed,
+    _truth,
+    check_queries,
+)
 
 from listenwell import store
 from listenwell.store import rollup
@@ -23,6 +31,7 @@ from listenwell.store.models import (
     StatsAuthorRow,
     StatsDailyRow,
     StatsDirtyRow,
+    StatsVoiceRow,
 )
 from listenwell.store.retention import apply_retention
 
@@ -220,3 +229,105 @@ def test_day_boundaries_are_utc(engine, hour):
     assert day["bucket"].dt.date.tolist() == [at.date()]
     before = store.MentionFilter(end=at.date() - timedelta(days=1))
     assert store.overview_counts(engine, before)["mentions"] == 0
+
+
+# -- share of voice ------------------------------------------------------------------------
+
+PARTIES = {"Refunds": ["refund"], "Product": ["APP", "battery"], "Silent": [], "Late": ["late"]}
+VOICE_WINDOWS = [
+    store.MentionFilter(),
+    store.MentionFilter(start=date(2026, 3, 4), end=date(2026, 3, 13), sources=("x",)),
+    store.MentionFilter(search="late"),  # read live
+]
+
+
+def _voice_truth(engine, parties, f, freq):
+    """Per bucket with mentions matching ``f``: how many name each party (case-insensitive)."""
+    from collections import defaultdict
+
+    with engine.connect() as conn:
+        texts = dict(conn.execute(select(MentionRow.id, MentionRow.text)).all())
+    out: dict = defaultdict(lambda: dict.fromkeys(parties, 0))
+    for r in _truth(engine):
+        if not _matches(r, f):
+            continue
+        day = r["at"].astimezone(UTC).date()
+        if freq == "week":
+            day -= timedelta(days=day.weekday())
+        row = out[day]
+        for name, words in parties.items():
+            if any(w.lower() in texts[r["id"]].lower() for w in words):
+                row[name] += 1
+    return {d: dict(v) for d, v in out.items()}
+
+
+def _check_voice(engine, parties=PARTIES):
+    from listenwell.store.voice import share_of_voice
+
+    for f in VOICE_WINDOWS:
+        for freq in ("day", "week"):
+            got: dict = {}
+            for b, party, n, _share in share_of_voice(engine, parties, f, freq=freq).itertuples(
+                index=False
+            ):
+                got.setdefault(b.date(), {})[party] = int(n)
+            assert got == _voice_truth(engine, parties, f, freq), (f, freq)
+
+
+def test_share_of_voice_from_the_rollups_is_exact(engine):
+    from listenwell.store.voice import party_key
+
+    _seed(engine)
+    _check_voice(engine)  # live
+    report = rollup.refresh(engine, parties=PARTIES)
+    assert report.days >= len(_days(engine))
+    with engine.connect() as conn:
+        keys = rollup.voice_keys(conn)
+    assert keys == {party_key(w) for w in PARTIES.values() if party_key(w)}
+    _check_voice(engine)
+    # Stale and dirty: new mentions, and an old one's text scrubbed by an erasure-like edit.
+    _add_mentions(engine, 30, seed=4)
+    with engine.begin() as conn:
+        rollup.mark_dirty(conn, [1, 2, 3])
+        conn.execute(update(MentionRow).where(MentionRow.id.in_([1, 2, 3])).values(text="[erased]"))
+    _check_voice(engine)
+    rollup.refresh(engine)  # parties=None keeps counting the same parties
+    with engine.connect() as conn:
+        assert rollup.voice_keys(conn) == keys
+    _check_voice(engine)
+    # A party that was never counted is read live; a refresh with new parties drops the old.
+    _check_voice(engine, {"Refunds": ["refund"], "Where": ["where"]})
+    rollup.refresh(engine, parties={"Where": ["where"]})
+    with engine.connect() as conn:
+        assert rollup.voice_keys(conn) == {party_key(["where"])}
+        assert (
+            conn.execute(
+                select(func.count())
+                .select_from(StatsVoiceRow)
+                .where(StatsVoiceRow.party_key != party_key(["where"]))
+            ).scalar_one()
+            == 0
+        )
+    _check_voice(engine, {"Where": ["where"], "Late": ["LATE"]})
+
+
+def test_share_of_voice_reads_the_rollup_rows(engine):
+    from listenwell.store.voice import party_key, share_of_voice
+
+    _seed(engine)
+    rollup.refresh(engine, parties=PARTIES)
+    before = share_of_voice(engine, PARTIES, freq="week")
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(StatsVoiceRow.id)
+            .where(StatsVoiceRow.party_key == party_key(["refund"]))
+            .limit(1)
+        ).scalar_one()
+        conn.execute(
+            update(StatsVoiceRow)
+            .where(StatsVoiceRow.id == row)
+            .values(mentions=StatsVoiceRow.mentions + 500)
+        )
+    after = share_of_voice(engine, PARTIES, freq="week")
+    refunds = lambda df: int(df[df["party"] == "Refunds"]["mentions"].sum())  # noqa: E731
+    assert refunds(after) == refunds(before) + 500

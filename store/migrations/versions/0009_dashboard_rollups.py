@@ -1,4 +1,5 @@
-"""Dashboard rollups: mentions per day (source, labels) and per day and author.
+"""Dashboard rollups: mentions per day (source, labels), per day and author, per day and
+share-of-voice party.
 
 At 10,000,000 mentions the overview, themes and reports pages spent 8-20 s cold
 scanning the 90-day window (``bench/dashboard_bench.py --rows 10000000``). These
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0009"
 down_revision = "0008"
@@ -25,6 +27,7 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
 def upgrade() -> None:
@@ -50,15 +53,26 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_stats_authors_day"), "stats_authors", ["day"], unique=False)
     op.create_table(
+        "stats_voice",
+        sa.Column("id", _ID, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("source", sa.String(length=40), nullable=False),
+        sa.Column("party_key", sa.String(length=64), nullable=False),
+        sa.Column("mentions", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stats_voice")),
+    )
+    op.create_index(op.f("ix_stats_voice_day"), "stats_voice", ["day"], unique=False)
+    op.create_table(
         "stats_dirty",
         sa.Column("day", sa.Date(), nullable=False),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_stats_dirty")),
     )
     op.create_table(
         "stats_state",
-        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("watermark", sa.BigInteger(), nullable=False),
         sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("detail", _JSON, nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_stats_state")),
     )
 
@@ -66,6 +80,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("stats_state")
     op.drop_table("stats_dirty")
+    op.drop_index(op.f("ix_stats_voice_day"), table_name="stats_voice")
+    op.drop_table("stats_voice")
     op.drop_index(op.f("ix_stats_authors_day"), table_name="stats_authors")
     op.drop_table("stats_authors")
     op.drop_index(op.f("ix_stats_daily_day"), table_name="stats_daily")
