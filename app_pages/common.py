@@ -203,11 +203,10 @@ def filter_options(url: str) -> Any:
 @_cached
 def data_range(url: str) -> tuple[date | None, date | None, list[str]]:
     """First and last day with mentions, and the sources present (for filter defaults)."""
-    eng = _engine(url)
-    counts = store.overview_counts(eng, timeout_s=settings().query_timeout_s)
-    sources = store.source_counts(eng, timeout_s=settings().query_timeout_s)["source"].tolist()
-    first, last = counts["first"], counts["last"]
-    return (first.date() if first else None, last.date() if last else None, sorted(sources))
+    from listenwell.store.queries import data_range as first_last_sources
+
+    first, last, sources = first_last_sources(_engine(url), timeout_s=settings().query_timeout_s)
+    return (first.date() if first else None, last.date() if last else None, sources)
 
 
 def query(fn: Any, *args: Any) -> Any:

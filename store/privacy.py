@@ -499,7 +499,7 @@ def erase_person(
         for part in chunked(fp.conversation_ids, _CHUNK):
             conversations += c.execute(delete(_conv).where(_conv.c.id.in_(part))).rowcount
         mentions = 0
-        rollup.mark_dirty(c, fp.mention_ids)  # the dashboard's counts of their days
+        rollup.mark_dirty(c, fp.mention_ids, purge=True)  # their days' counts, handles included
         for part in chunked(fp.mention_ids, _CHUNK):
             mentions += c.execute(delete(_mentions).where(_mentions.c.id.in_(part))).rowcount
         # Other people's posts, notes and replies that name them (a brand's reply

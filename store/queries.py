@@ -56,6 +56,7 @@ __all__ = [
     "EXPORT_COLUMNS",
     "MentionFilter",
     "customers_frame",
+    "data_range",
     "iter_export_rows",
     "mention_volume",
     "mentions_frame",
@@ -427,6 +428,23 @@ def overview_counts(
         "customers": customers,
         "quarantined": quarantined,
     }
+
+
+def data_range(
+    engine: Engine, *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> tuple[datetime | None, datetime | None, list[str]]:
+    """The first and last mention's time and the sources present (the filters' defaults).
+
+    First and last are one index probe each; the sources come from the rollups
+    where they are kept, else from one pass over the mentions.
+    """
+    with read_connection(engine, timeout_s, snapshot=True) as conn:
+        first = conn.execute(select(func.min(M.c.created_at))).scalar()
+        last = conn.execute(select(func.max(M.c.created_at))).scalar()
+        sources = rollup.sources(conn)
+        if sources is None:
+            sources = sorted(conn.execute(select(M.c.source).distinct()).scalars().all())
+    return _as_utc(first), _as_utc(last), [str(s) for s in sources]
 
 
 def _as_utc(value: object) -> datetime | None:

@@ -69,7 +69,7 @@ def apply_retention(
             )
             if not ids:
                 break
-            rollup.mark_dirty(conn, ids)  # the dashboard's counts of their days
+            rollup.mark_dirty(conn, ids, purge=True)  # their days' counts, handles included
             if mode == "delete":
                 conn.execute(delete(_M).where(_M.c.id.in_(ids)))
             else:

@@ -37,14 +37,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     Connection,
     Date,
     Engine,
+    Table,
     and_,
-    cast,
     delete,
     func,
     insert,
@@ -53,6 +53,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
@@ -81,16 +82,17 @@ __all__ = [
     "mark_dirty",
     "refresh",
     "reset",
+    "sources",
     "voice_keys",
 ]
 
-M = MentionRow.__table__
-E = EnrichmentRow.__table__
-D = StatsDailyRow.__table__
-A = StatsAuthorRow.__table__
-V = StatsVoiceRow.__table__
-DIRTY = StatsDirtyRow.__table__
-STATE = StatsStateRow.__table__
+M = cast(Table, MentionRow.__table__)
+E = cast(Table, EnrichmentRow.__table__)
+D = cast(Table, StatsDailyRow.__table__)
+A = cast(Table, StatsAuthorRow.__table__)
+V = cast(Table, StatsVoiceRow.__table__)
+DIRTY = cast(Table, StatsDirtyRow.__table__)
+STATE = cast(Table, StatsStateRow.__table__)
 NAME = "mentions"
 VOICE = "voice:"  # + a party key (store.voice.party_key): one state row per counted party
 LABEL_STAGES = ("sentiment", "themes")
@@ -106,7 +108,7 @@ DailyKey = tuple[date, str, str | None, str | None]
 def day_of(conn: Connection) -> Any:
     """A mention's UTC day as a SQL ``date`` (what ``stats_*.day`` holds)."""
     if conn.dialect.name == "postgresql":
-        return cast(func.timezone("UTC", M.c.created_at), Date)
+        return sa_cast(func.timezone("UTC", M.c.created_at), Date)
     return func.date(M.c.created_at)
 
 
@@ -159,12 +161,15 @@ def watermark(conn: Connection, *, share: bool = False) -> int:
     return int(conn.execute(stmt).scalar() or 0)
 
 
-def mark_dirty(conn: Connection, mention_ids: Iterable[int]) -> int:
+def mark_dirty(conn: Connection, mention_ids: Iterable[int], *, purge: bool = False) -> int:
     """Mark the days of these mentions for a recount; call it in the transaction that
     changes their labels, author or existence (before deleting them).
 
-    Mentions past the watermark are skipped: they are read live anyway. Returns
-    how many mentions were at or below the watermark.
+    Mentions past the watermark are skipped: they are read live anyway. With
+    ``purge`` the counts of those days are deleted at once (erasure and retention:
+    no author handle may outlive its mentions until the next refresh); readers
+    read dirty days live either way. Returns how many mentions were at or below
+    the watermark.
     """
     ids = sorted({int(i) for i in mention_ids})
     if not ids:
@@ -173,8 +178,18 @@ def mark_dirty(conn: Connection, mention_ids: Iterable[int]) -> int:
     ids = [i for i in ids if i <= mark]
     for i in range(0, len(ids), 5_000):
         part = ids[i : i + 5_000]
-        days = select(day_of(conn).label("day")).where(M.c.id.in_(part)).distinct()
-        conn.execute(_insert_ignore(conn, DIRTY).from_select(["day"], days))
+        days = [
+            _as_date(d)
+            for d in conn.execute(
+                select(day_of(conn).label("day")).where(M.c.id.in_(part)).distinct()
+            ).scalars()
+        ]
+        if not days:
+            continue
+        conn.execute(_insert_ignore(conn, DIRTY), [{"day": d} for d in days])
+        if purge:
+            for table in (D, A, V):
+                conn.execute(delete(table).where(table.c.day.in_(days)))
     return len(ids)
 
 
@@ -513,6 +528,27 @@ def _window(f: MentionFilter) -> list[Any]:
     if f.sources:
         conds.append(M.c.source.in_(f.sources))
     return conds
+
+
+def sources(conn: Connection) -> list[str] | None:
+    """The sources with mentions, sorted; ``None`` where the rollups hold nothing."""
+    cov = coverage(conn, _everything())
+    if cov is None:
+        return None
+    found = set(
+        conn.execute(select(D.c.source).where(*_table_window(D, _everything(), cov)).distinct())
+        .scalars()
+        .all()
+    )
+    for cond in _live_parts(cov):
+        found.update(conn.execute(select(M.c.source).where(cond).distinct()).scalars().all())
+    return sorted(found)
+
+
+def _everything() -> MentionFilter:
+    from .queries import MentionFilter
+
+    return MentionFilter()
 
 
 def _author_selects(f: MentionFilter, cov: Coverage, *, counted: bool) -> list[Any]:

@@ -331,3 +331,25 @@ def test_share_of_voice_reads_the_rollup_rows(engine):
     after = share_of_voice(engine, PARTIES, freq="week")
     refunds = lambda df: int(df[df["party"] == "Refunds"]["mentions"].sum())  # noqa: E731
     assert refunds(after) == refunds(before) + 500
+
+
+def test_data_range_lists_the_sources_live_and_rolled_up(engine):
+    from listenwell.store.queries import data_range
+
+    assert data_range(engine) == (None, None, [])
+    _seed(engine)
+
+    def expected():
+        truth = _truth(engine)
+        ats = [r["at"] for r in truth]
+        return min(ats), max(ats), sorted({r["source"] for r in truth})
+
+    assert data_range(engine) == expected()
+    rollup.refresh(engine)
+    assert data_range(engine) == expected()
+    store.upsert_mentions(
+        engine,
+        [store.Mention(source="appstore", external_id="r1", created_at=T0, text="ok", rating=4)],
+    )
+    assert "appstore" in data_range(engine)[2]  # past the watermark, read live
+    assert data_range(engine) == expected()
