@@ -159,6 +159,7 @@ class BusinessCalendar:
         "_hours",
         "_last",
         "_lo_us",
+        "_memo",
         "_starts",
         "_tz",
         "_zone",
@@ -194,6 +195,7 @@ class BusinessCalendar:
         self._ends: list[int] = []
         self._cum: list[int] = []
         self._cend: list[int] = []
+        self._memo: tuple[datetime, int] | None = None
 
     @classmethod
     def always_open(cls, tz: str = "UTC") -> BusinessCalendar:
@@ -312,11 +314,25 @@ class BusinessCalendar:
 
     def _cum_at(self, us: int) -> int:
         """Business microseconds from the calendar's anchor instant up to ``us``."""
-        self._cover(us)
+        if not self._lo_us <= us < self._hi_us:
+            self._cover(us)
         i = bisect.bisect_right(self._starts, us) - 1
         if i < 0:
             return self._cum[0] if self._cum else 0
         return self._cum[i] + min(us, self._ends[i]) - self._starts[i]
+
+    def _last_at(self, pos: int) -> int | None:
+        """The last instant (UTC microseconds) whose position is at most ``pos``.
+
+        ``None`` where the timeline built so far cannot tell (``pos`` before its first
+        window or at or after the end of its last one).
+        """
+        i = bisect.bisect_right(self._cum, pos) - 1
+        if i < 0 or pos >= self._cend[i]:
+            return None
+        # Positions rise strictly inside a window, so the instant that reaches ``pos`` is
+        # the last one at or below it (one microsecond later is one more).
+        return self._starts[i] + (pos - self._cum[i])
 
     def _add_us(self, start: int, amount: int) -> int:
         if amount < 0:
@@ -357,10 +373,15 @@ class BusinessCalendar:
         Raises:
             CalendarError: A time is naive.
         """
-        ua, ub = _to_us(a), _to_us(b)
-        self._cover(ua)
-        self._cover(ub)
-        return (self._cum_at(ub) - self._cum_at(ua)) / 1_000_000
+        # Positions never move once built, so covering one end cannot shift the other. The
+        # later end is often the same ``now`` object for a whole sweep: its position is kept.
+        memo = self._memo
+        if memo is not None and memo[0] is b:
+            pb = memo[1]
+        else:
+            pb = self._cum_at(_to_us(b))
+            self._memo = (b, pb)
+        return (pb - self._cum_at(_to_us(a))) / 1_000_000
 
     def position(self, t: datetime) -> int:
         """Business microseconds from a fixed instant of this calendar to ``t`` (may be < 0).
@@ -529,7 +550,7 @@ class Screen:
     open conversation this way and assesses only the rest.
     """
 
-    __slots__ = ("_cal", "_now", "_now_pos", "_limits")
+    __slots__ = ("_cal", "_now", "_now_pos", "_limits", "_latest")
 
     def __init__(self, policy: SlaPolicy, now: datetime) -> None:
         self._cal = policy.calendar
@@ -544,6 +565,13 @@ class Screen:
                     _, window = _window(policy, priority, level, metric)
                     # Rounded down (and one less): the screen may let through, never drop.
                     self._limits[(priority, level, responded)] = int(share * window * 1e6) - 1
+        # A clock that is not pending passes when position(since) <= now_pos - limit; the
+        # positions only rise, so that is a plain comparison with the last such instant.
+        self._latest: dict[tuple[str, int, bool], datetime] = {}
+        for key, limit in self._limits.items():
+            last = self._cal._last_at(self._now_pos - limit)
+            if last is not None:
+                self._latest[key] = _from_us(last)
 
     def may_act(
         self,
@@ -558,12 +586,18 @@ class Screen:
         if level >= 3 and final_breached:
             return False
         responded = first_response_at is not None and first_response_at <= self._now
-        limit = self._limits.get((priority, min(max(level, 0), 3), responded))
+        key = (priority, min(max(level, 0), 3), responded)
+        limit = self._limits.get(key)
         if limit is None:
             return True
         if pending_since is not None and pending_since <= self._now:
             stop = self._cal.position(max(since, pending_since))
         else:
+            latest = self._latest.get(key)
+            if latest is not None:
+                if since.tzinfo is None:
+                    raise CalendarError(f"a timezone-aware time is needed, got {since}")
+                return since <= latest
             stop = self._now_pos
         return stop - self._cal.position(since) >= limit
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -611,6 +612,32 @@ FROM jsonb_to_recordset(CAST(:events AS jsonb))
 """
 
 
+_SQLITE_WRITE_CACHE_KIB = 64 * 1024
+
+
+@contextmanager
+def _roomy_cache(conn: Connection) -> Iterator[None]:
+    """A larger SQLite page cache for one big write, put back afterwards.
+
+    A catch-up sweep rewrites tens of thousands of rows and their index entries spread
+    over the whole table; with SQLite's default 2 MiB cache most pages are read twice
+    (about a quarter of the UPDATE's CPU time at 100,000 rows). PostgreSQL: no-op.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    old = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    page = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+    if (-old if old < 0 else old * page // 1024) >= _SQLITE_WRITE_CACHE_KIB:
+        yield
+        return
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_WRITE_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {old}")
+
+
 def _run_plan(
     conn: Connection,
     sql: str,
@@ -630,7 +657,7 @@ def _run_plan(
     changed: set[int] = set()
     for part in chunked(plan, _PLAN_CHUNK):
         params["plan"] = json.dumps(part, separators=(",", ":"))
-        changed.update(int(i) for i in conn.execute(stmt, params).scalars())
+        changed.update(map(int, conn.execute(stmt, params).scalars().all()))
     rows = [events[i] for i in sorted(changed) if i in events]
     ev_sql = _PG_EVENTS if conn.dialect.name == "postgresql" else _SQLITE_EVENTS
     ev_stmt = text(ev_sql).bindparams(bindparam("now", type_=UTCDateTime()))
@@ -832,7 +859,11 @@ def _parse_time(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        if value.tzinfo is UTC:
+            return value
+        # psycopg gives the session's zone (a ZoneInfo even for UTC); arithmetic and
+        # comparisons on ``datetime.UTC`` times are several times cheaper.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     when = datetime.fromisoformat(value) if isinstance(value, str) else None
     if when is None:
         return None
@@ -956,45 +987,51 @@ def _read_open(conn: Connection, screen: Screen) -> tuple[int, list[_Open]]:
     """Every open conversation, screened: ``(how many are open, those that may need action)``.
 
     The screen is exact (it never drops a conversation that needs an action), so only the
-    few that pass are turned into full clocks, with their pending spells looked up.
+    few that pass are turned into full clocks, with their pending spells looked up. Each
+    stored time is parsed once, here (100,000 rows make every per-row step count).
     """
     state_sql = _STATE_PG if conn.dialect.name == "postgresql" else _STATE_SQLITE
     rows = conn.exec_driver_sql(_OPEN_SQL.format(**state_sql)).fetchall()
     parse = _parse_time
     may_act = screen.may_act
-    passed: list[tuple[Any, dict[str, Any] | None]] = []
+    passed: list[tuple[Any, ...]] = []
     for row in rows:
-        status, priority, level, opened, first, pending = row[2:8]
-        since_raw, final = row[10], row[12]
+        _, _, status, priority, level, opened, first, pending, _, _, since_raw, _, final = row
         since = parse(since_raw) if since_raw is not None else None
-        if may_act(
-            priority,
-            int(level or 0),
-            since or parse(opened),
-            parse(first) if first is not None else None,
-            parse(pending) if status == "pending" and pending is not None else None,
-            final in (True, 1, "1", "true"),
-        ):
-            passed.append((row, _state_of(since_raw, row[11], final)))
-    spells = pending_spells(conn, [int(r[0]) for r, _ in passed if r[8]])
-    items = []
-    for row, state in passed:
-        cid, version, status, priority, level, opened, first, pending, paused, reminded = row[:10]
         opened_at = parse(opened)
+        first_at = parse(first) if first is not None else None
+        pending_at = parse(pending) if status == "pending" and pending is not None else None
+        is_final = final in (True, 1, "1", "true")
+        level = int(level or 0)
+        if may_act(priority, level, since or opened_at, first_at, pending_at, is_final):
+            passed.append((row, level, since, opened_at, first_at, pending_at, is_final))
+    spells = pending_spells(conn, [int(p[0][0]) for p in passed if p[0][8]])
+    items = []
+    for row, level, since, opened_at, first_at, pending_at, is_final in passed:
+        cid, version, _, priority, _, _, _, _, paused, reminded, since_raw, state_paused, final = (
+            row
+        )
+        cid = int(cid)
         assert opened_at is not None
-        clock = _clock_from(
-            status=status,
+        mine = spells.get(cid, ())
+        # As :func:`_clock_from`: wall-clock pause seconds the audit log does not explain
+        # count as paused business seconds.
+        wall = float(paused or 0.0)
+        explained = sum((b - a).total_seconds() for a, b in mine) if mine else 0.0
+        clock = Clock(
             priority=priority,
             level=level,
             opened_at=opened_at,
-            first_response_at=parse(first),
-            pending_since=parse(pending),
-            paused_s=paused,
-            reminded_at=parse(reminded),
-            state=state,
-            spells=spells.get(int(cid), ()),
+            first_response_at=first_at,
+            pending_since=pending_at,
+            pauses=tuple(mine),
+            paused_s=wall - explained if wall - explained > 1e-3 else 0.0,
+            reminded_at=parse(reminded) if reminded is not None else None,
+            stage_since=since,
+            stage_paused_s=(_number(state_paused) or 0.0) if since else 0.0,
+            final_breached=is_final,
         )
-        items.append(_Open(int(cid), int(version), clock, state))
+        items.append(_Open(cid, int(version), clock, _state_of(since_raw, state_paused, final)))
     return len(rows), items
 
 
@@ -1045,6 +1082,7 @@ def sweep(
     plan: list[dict[str, Any]] = []
     events: dict[int, dict[str, Any]] = {}
     kinds: dict[int, str] = {}
+    now_iso = now.isoformat()
     for item in items:
         clock = item.clock
         a = assess(policy, clock, now, with_times=False)
@@ -1069,7 +1107,7 @@ def sweep(
                     "version": item.version,
                     "priority": a.to_priority,
                     "level": a.to_level,
-                    "sla": {"since": now.isoformat(), "paused_s": clock.paused_s, "final": False},
+                    "sla": {"since": now_iso, "paused_s": clock.paused_s, "final": False},
                     "bump": 1,
                 }
             )
@@ -1099,7 +1137,7 @@ def sweep(
         kinds[item.id] = a.action
     t2 = time.perf_counter()
     if plan:
-        with engine.begin() as conn:
+        with engine.begin() as conn, _roomy_cache(conn):
             sql = _PG_SWEEP if conn.dialect.name == "postgresql" else _SQLITE_SWEEP
             changed = _run_plan(conn, sql, plan, events, now, actor)
         for cid in changed:
