@@ -190,7 +190,9 @@ class EnrichmentRow(Base):
     __tablename__ = "enrichments"
     __table_args__ = (
         UniqueConstraint("mention_id", "stage"),
-        Index("ix_enrichments_stage_label", "stage", "label"),
+        # A theme's mentions nearest its centroid first (quotes), read in index order;
+        # migration 0009 (it replaced the (stage, label) index, its prefix).
+        Index("ix_enrichments_stage_label_score", "stage", "label", "score", "mention_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

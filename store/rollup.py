@@ -80,6 +80,7 @@ __all__ = [
     "daily_counts",
     "distinct_authors",
     "mark_dirty",
+    "model_counts",
     "refresh",
     "reset",
     "sources",
@@ -528,6 +529,48 @@ def _window(f: MentionFilter) -> list[Any]:
     if f.sources:
         conds.append(M.c.source.in_(f.sources))
     return conds
+
+
+def model_counts(
+    conn: Connection, theme_keys: Sequence[str]
+) -> dict[tuple[date, str | None, str], int] | None:
+    """All-time mentions per (day, model sentiment, model theme key) for these theme keys.
+
+    The models' labels, not the agents' corrections (what a theme's size, sentiment
+    mix and trend show). ``None`` where the rollups cannot serve it (never
+    refreshed, or too many dirty days).
+    """
+    everything = _everything()
+    cov = coverage(conn, everything)
+    keys = [str(k) for k in theme_keys]
+    if cov is None or not keys:
+        return None
+    out: dict[tuple[date, str | None, str], int] = {}
+    rolled = (
+        select(D.c.day, D.c.sentiment, D.c.theme_key, func.sum(D.c.mentions))
+        .where(D.c.theme_key.in_(keys), *_table_window(D, everything, cov))
+        .group_by(D.c.day, D.c.sentiment, D.c.theme_key)
+    )
+    rows = list(conn.execute(rolled))
+    sent = aliased(E, name="sent")
+    topic = aliased(E, name="topic")
+    day = day_of(conn).label("day")
+    frm = M.join(
+        topic,
+        and_(topic.c.mention_id == M.c.id, topic.c.stage == "themes", topic.c.label.in_(keys)),
+    ).outerjoin(sent, and_(sent.c.mention_id == M.c.id, sent.c.stage == "sentiment"))
+    for part in _live_parts(cov):
+        live = (
+            select(day, sent.c.label, topic.c.label, func.count())
+            .select_from(frm)
+            .where(part)
+            .group_by(day, sent.c.label, topic.c.label)
+        )
+        rows += list(conn.execute(live))
+    for d, sentiment, key, n in rows:
+        k = (_as_date(d), sentiment, str(key))
+        out[k] = out.get(k, 0) + int(n)
+    return out
 
 
 def sources(conn: Connection) -> list[str] | None:

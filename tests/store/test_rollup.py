@@ -353,3 +353,35 @@ def test_data_range_lists_the_sources_live_and_rolled_up(engine):
     )
     assert "appstore" in data_range(engine)[2]  # past the watermark, read live
     assert data_range(engine) == expected()
+
+
+def test_theme_sizes_mixes_and_trends_from_the_rollups(engine, monkeypatch):
+    from listenwell.store import themes as ts
+
+    _seed(engine)
+
+    def both():
+        rolled = (
+            [ts.theme_detail(engine, tid, quotes=3) for tid in (1, 2, 3, 4)],
+            ts.theme_summaries(engine, statuses=None),
+        )
+        with monkeypatch.context() as m:
+            m.setattr(rollup, "model_counts", lambda *a, **k: None)  # the scans
+            live = (
+                [ts.theme_detail(engine, tid, quotes=3) for tid in (1, 2, 3, 4)],
+                ts.theme_summaries(engine, statuses=None),
+            )
+        assert rolled == live
+        return rolled
+
+    before = both()  # never refreshed: both read live
+    rollup.refresh(engine)
+    assert both() == before
+    assert sum(d.summary.mentions for d in before[0]) > 0
+    _add_mentions(engine, 40, seed=5)  # past the watermark
+    store.upsert_enrichments(  # an old mention moves theme: its day turns dirty
+        engine, [store.EnrichmentResult(7, "themes", "4", 0.9, "m", "2")]
+    )
+    both()
+    rollup.refresh(engine)
+    both()

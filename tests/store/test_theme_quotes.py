@@ -6,6 +6,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, insert
 
 from listenwell.store import themes as ts
@@ -72,7 +73,15 @@ def _expected(rows: list[dict[str, Any]], theme: int, start: date, end: date, k:
     return chosen
 
 
-def test_quotes_are_the_periods_nearest_mentions_copies_once(engine: Engine) -> None:
+@pytest.fixture(params=["walk", "rank"])
+def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways to find a period's quotes: down the score index per theme (long periods),
+    or ranking the period's mentions (short ones), forced for every period."""
+    monkeypatch.setattr(ts, "WALK_DAYS", 1 if request.param == "walk" else 10**6)
+    return str(request.param)
+
+
+def test_quotes_are_the_periods_nearest_mentions_copies_once(engine: Engine, strategy: str) -> None:
     ids, rows = _seed(engine)
     for start, end in [
         (date(2024, 5, 1), date(2024, 6, 29)),
@@ -93,7 +102,7 @@ def test_quotes_are_the_periods_nearest_mentions_copies_once(engine: Engine) -> 
     assert ts.theme_quotes(engine, ids, date(2024, 9, 1), date(2024, 9, 30)) == {i: [] for i in ids}
 
 
-def test_over_all_time_the_quotes_are_theme_details(engine: Engine) -> None:
+def test_over_all_time_the_quotes_are_theme_details(engine: Engine, strategy: str) -> None:
     """Over a period that holds every mention, the rule is theme_detail's exactly
     (including a mention without a score, wherever the database sorts NULL)."""
     ids, _ = _seed(engine)

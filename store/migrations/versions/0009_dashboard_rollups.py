@@ -31,6 +31,15 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgre
 
 
 def upgrade() -> None:
+    # A theme's quotes (highest score first) walk this index and stop early instead of
+    # sorting every mention of the theme (1.7 s cold for one theme at 10M mentions).
+    op.create_index(
+        "ix_enrichments_stage_label_score",
+        "enrichments",
+        ["stage", "label", "score", "mention_id"],
+        unique=False,
+    )
+    op.drop_index("ix_enrichments_stage_label", table_name="enrichments")
     op.create_table(
         "stats_daily",
         sa.Column("id", _ID, nullable=False),
@@ -78,6 +87,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.create_index("ix_enrichments_stage_label", "enrichments", ["stage", "label"], unique=False)
+    op.drop_index("ix_enrichments_stage_label_score", table_name="enrichments")
     op.drop_table("stats_state")
     op.drop_table("stats_dirty")
     op.drop_index(op.f("ix_stats_voice_day"), table_name="stats_voice")
