@@ -342,13 +342,18 @@ def _frame_on(conn: Connection, stmt: Any) -> pd.DataFrame:
 Rolled = list[tuple[datetime, str, str | None, str | None, int]]
 
 
-def _rolled(conn: Connection, f: MentionFilter, freq: str = "day") -> Rolled | None:
+def _rolled(
+    conn: Connection, f: MentionFilter, freq: str = "day", dims: tuple[str, ...] = ()
+) -> Rolled | None:
     """Mentions matching ``f`` per (bucket, source, sentiment, theme key) from the rollups
     (:mod:`listenwell.store.rollup`), the labels in force; ``None`` where they cannot
-    serve ``f`` or ``freq`` (hours are not rolled up). Needs a snapshot connection."""
+    serve ``f`` or ``freq`` (hours are not rolled up). Only ``dims`` (of ``source``,
+    ``sentiment``, ``theme``) are told apart. Needs a snapshot connection."""
     if freq not in ("day", "week"):
         return None
-    counts = rollup.daily_counts(conn, f)
+    wanted = set(dims) | ({"sentiment"} if f.sentiments else set())
+    wanted |= {"theme"} if f.topics else set()
+    counts = rollup.daily_counts(conn, f, frozenset(wanted))
     if counts is None:
         return None
     names = _themes_in_force(conn) if f.topics else {}
@@ -382,7 +387,7 @@ def overview_counts(
 ) -> dict[str, Any]:
     """Headline numbers: mentions, distinct authors, first and last time, customers, quarantine."""
     with read_connection(engine, timeout_s, snapshot=True) as conn:
-        rolled = None if _needs_join(f) else _rolled(conn, f)
+        rolled = None if _needs_join(f) else _rolled(conn, f, "day")
         authors = None if rolled is None else rollup.distinct_authors(conn, f)
         if rolled is not None and authors is not None:
             # Counts from the rollups; first and last are one index probe each.
@@ -490,7 +495,7 @@ def mention_volume(
 
     bucket = _bucket(engine, freq).label("bucket")
     with read_connection(engine, timeout_s, snapshot=True) as conn:
-        rolled = _rolled(conn, f, freq)
+        rolled = _rolled(conn, f, freq, ("source",))
         if rolled is not None:
             df = pd.DataFrame(_summed(rolled, (0, 1)), columns=["bucket", "source", "mentions"])
             return _typed(df)
@@ -523,7 +528,7 @@ def sentiment_volume(
 
     bucket = _bucket(engine, freq).label("bucket")
     with read_connection(engine, timeout_s, snapshot=True) as conn:
-        rolled = _rolled(conn, f, freq)
+        rolled = _rolled(conn, f, freq, ("sentiment",))
         if rolled is not None:
             labelled = [r for r in rolled if r[2] is not None]
             df = pd.DataFrame(
@@ -563,7 +568,7 @@ def theme_volume(
     bucket = _bucket(engine, freq).label("bucket")
     rows: list[Any]
     with read_connection(engine, timeout_s, snapshot=True) as conn:
-        rolled = _rolled(conn, f, freq)
+        rolled = _rolled(conn, f, freq, ("sentiment", "theme"))
         if rolled is not None:
             themed = [r for r in rolled if r[3] is not None]
             rows = _summed(themed, (0, 3, 2))
@@ -604,7 +609,7 @@ def source_counts(
 
     n = func.count().label("mentions")
     with read_connection(engine, timeout_s, snapshot=True) as conn:
-        rolled = _rolled(conn, f)
+        rolled = _rolled(conn, f, "day", ("source",))
         if rolled is not None:
             by_source = sorted(_summed(rolled, (1,)), key=lambda r: (-r[1], r[0]))
             df = pd.DataFrame(by_source, columns=["source", "mentions"])

@@ -451,13 +451,20 @@ def _live_parts(cov: Coverage) -> list[Any]:
     return parts
 
 
-def daily_counts(conn: Connection, f: MentionFilter) -> dict[DailyKey, int] | None:
+ALL_DIMS = frozenset({"source", "sentiment", "theme"})
+
+
+def daily_counts(
+    conn: Connection, f: MentionFilter, dims: frozenset[str] = ALL_DIMS
+) -> dict[DailyKey, int] | None:
     """Mentions in ``f``'s dates and sources per (day, source, sentiment, theme key),
     with the labels in force (an agent's newest correction, else the model's).
 
-    The sentiment and theme filters of ``f`` are not applied (the caller does, on
-    the labels returned). ``None`` where the rollups cannot serve ``f``
-    (:func:`coverage`).
+    Only the ``dims`` asked for (of ``source``, ``sentiment``, ``theme``) are told
+    apart; the others come back as ``""`` (source) or ``None`` and are added up, in
+    SQL for the rolled-up days. The sentiment and theme filters of ``f`` are not
+    applied (the caller does, on the labels returned, so it asks for those dims).
+    ``None`` where the rollups cannot serve ``f`` (:func:`coverage`).
     """
     from dataclasses import replace
 
@@ -468,15 +475,33 @@ def daily_counts(conn: Connection, f: MentionFilter) -> dict[DailyKey, int] | No
         return None
     counts: dict[DailyKey, int] = {}
 
+    by_source, by_sentiment, by_theme = ("source" in dims, "sentiment" in dims, "theme" in dims)
+
     def add(day: Any, source: str, sentiment: Any, theme: Any, n: int) -> None:
-        key = (_as_date(day), str(source), sentiment, theme)
+        key = (
+            _as_date(day),
+            str(source) if by_source else "",
+            sentiment if by_sentiment else None,
+            theme if by_theme else None,
+        )
         counts[key] = counts.get(key, 0) + int(n)
 
-    rows = select(D.c.day, D.c.source, D.c.sentiment, D.c.theme_key, D.c.mentions).where(
-        *_table_window(D, f, cov)
+    columns = ((D.c.source, by_source), (D.c.sentiment, by_sentiment), (D.c.theme_key, by_theme))
+    wanted = [c for c, on in columns if on]
+    rows = (
+        select(D.c.day, *wanted, func.sum(D.c.mentions))
+        .where(*_table_window(D, f, cov))
+        .group_by(D.c.day, *wanted)
     )
     for r in conn.execute(rows):
-        add(*r)
+        values = iter(r[1:-1])
+        add(
+            r[0],
+            next(values) if by_source else "",
+            next(values) if by_sentiment else None,
+            next(values) if by_theme else None,
+            r[-1],
+        )
 
     plain = replace(f, sentiments=(), topics=())
     corr = CorrectionRow.__table__
