@@ -797,6 +797,26 @@ def theme_quotes(
     return out
 
 
+def _quote_rows(label: Any, score: Any, mention_id: Any, source: Any) -> Select[Any]:
+    """A quote's columns (theme label, score, the mention, its sentiment label) for the
+    rows of ``source`` whose ``mention_id`` names the mention."""
+    sent = aliased(_enrichments, name="sent")
+    return select(
+        label,
+        score,
+        _mentions.c.id,
+        _mentions.c.text,
+        _mentions.c.created_at,
+        _mentions.c.source,
+        _mentions.c.author_handle,
+        sent.c.label.label("sentiment"),
+    ).select_from(
+        source.join(_mentions, _mentions.c.id == mention_id).outerjoin(
+            sent, and_(sent.c.mention_id == mention_id, sent.c.stage == "sentiment")
+        )
+    )
+
+
 WALK_DAYS = 28
 """Periods this long or longer get their quotes by :func:`_walked_quotes`."""
 
@@ -806,23 +826,8 @@ def _walked_quotes(theme_id: int, start: date, end: date, after: int, upto: int)
     centroid first), read down the ``(stage, label, score, mention_id)`` index: the
     same rows and order as :func:`_ranked_quotes`."""
     t = aliased(_enrichments, name="t")
-    sent = aliased(_enrichments, name="sent")
     return (
-        select(
-            t.c.label,
-            t.c.score,
-            _mentions.c.id,
-            _mentions.c.text,
-            _mentions.c.created_at,
-            _mentions.c.source,
-            _mentions.c.author_handle,
-            sent.c.label.label("sentiment"),
-        )
-        .select_from(
-            t.join(_mentions, _mentions.c.id == t.c.mention_id).outerjoin(
-                sent, and_(sent.c.mention_id == t.c.mention_id, sent.c.stage == "sentiment")
-            )
-        )
+        _quote_rows(t.c.label, t.c.score, t.c.mention_id, t)
         .where(
             t.c.stage == THEME_STAGE,
             t.c.label == str(int(theme_id)),
@@ -847,7 +852,6 @@ def _ranked_quotes(
     ``(stage, label)`` index) and dropped all but the period's.
     """
     t = aliased(_enrichments, name="t")
-    sent = aliased(_enrichments, name="sent")
 
     def own(column: Any) -> Any:
         mine = and_(t.c.mention_id == _mentions.c.id, t.c.stage == THEME_STAGE)
@@ -878,21 +882,7 @@ def _ranked_quotes(
         .subquery("ranked")
     )
     return (
-        select(
-            ranked.c.label,
-            ranked.c.score,
-            _mentions.c.id,
-            _mentions.c.text,
-            _mentions.c.created_at,
-            _mentions.c.source,
-            _mentions.c.author_handle,
-            sent.c.label.label("sentiment"),
-        )
-        .select_from(
-            ranked.join(_mentions, _mentions.c.id == ranked.c.mention_id).outerjoin(
-                sent, and_(sent.c.mention_id == ranked.c.mention_id, sent.c.stage == "sentiment")
-            )
-        )
+        _quote_rows(ranked.c.label, ranked.c.score, ranked.c.mention_id, ranked)
         .where(ranked.c.rn > after, ranked.c.rn <= upto)
         .order_by(ranked.c.label, ranked.c.rn)
     )
