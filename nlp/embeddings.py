@@ -162,23 +162,16 @@ class Embedder:
         self.dim = EMBEDDING_DIM
         self.texts_encoded = 0
 
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Embed texts in length-sorted batches.
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids :meth:`encode` feeds the model for each text (cleaned, truncated).
 
-        Args:
-            texts: Any texts; empty ones get the embedding of the empty string.
-
-        Returns:
-            A ``(len(texts), 384)`` float32 array, rows in input order, each of unit length.
+        The pipeline tokenises a read-ahead window once, groups texts of similar
+        length into batches, and hands each batch's ids back to :meth:`encode`.
         """
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
-            return out
-        set_threads(self.threads)
-        import torch
-
-        tokenizer, model = load_minilm()
-        ids = tokenizer(
+            return []
+        tokenizer, _ = load_minilm()
+        ids: list[list[int]] = tokenizer(
             [
                 (clean_for_embedding(t) if self.clean else t) if isinstance(t, str) else ""
                 for t in texts
@@ -186,17 +179,45 @@ class Embedder:
             truncation=True,
             max_length=self.max_length,
         )["input_ids"]
-        order = np.argsort([len(x) for x in ids], kind="stable")
+        return ids
+
+    def encode(
+        self, texts: Sequence[str], *, token_ids: Sequence[Sequence[int]] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Embed texts in length-sorted batches.
+
+        Args:
+            texts: Any texts; empty ones get the embedding of the empty string.
+            token_ids: The texts' ids from :meth:`tokenize`, when already computed
+                (one list per text, in order); ``None`` tokenises here.
+
+        Returns:
+            A ``(len(texts), 384)`` float32 array, rows in input order, each of unit length.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        if token_ids is not None and len(token_ids) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(token_ids)} token id lists")
+        set_threads(self.threads)
+        import torch
+
+        tokenizer, model = load_minilm()
+        ids = token_ids if token_ids is not None else self.tokenize(texts)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(lengths, kind="stable")
         pad = tokenizer.pad_token_id or 0
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                width = max(len(ids[i]) for i in idx)
-                input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                width = int(lengths[idx].max())
+                # Filled in numpy, handed to torch without a copy: one tensor per batch,
+                # not one per text.
+                batch = np.full((len(idx), width), pad, dtype=np.int64)
                 for row, i in enumerate(idx):
-                    input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
-                    mask[row, : len(ids[i])] = 1
+                    batch[row, : lengths[i]] = ids[i]
+                input_ids = torch.from_numpy(batch)
+                mask = torch.from_numpy((np.arange(width) < lengths[idx][:, None]).astype(np.int64))
                 hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
                 m = mask.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)

@@ -65,6 +65,30 @@ _WS = re.compile(r"\s+")
 _VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
+class _Strip(dict[int, "int | str | None"]):
+    """The ``str.translate`` table of :func:`clean`, filled in per character on first sight.
+
+    Whitespace becomes a space, symbols and controls (categories ``S*``, ``C*``)
+    are deleted, anything else is kept; one dict lookup per character instead of
+    a ``unicodedata`` call.
+    """
+
+    def __missing__(self, code: int) -> int | str | None:
+        ch = chr(code)
+        value: int | str | None
+        if ch.isspace():
+            value = " "
+        elif unicodedata.category(ch)[0] in "SC":
+            value = None
+        else:
+            value = code
+        self[code] = value
+        return value
+
+
+_STRIP = _Strip()
+
+
 def clean(text: str | None) -> str:
     """Strip what carries no language: URLs, @handles, #hashtags, emoji and symbols.
 
@@ -80,12 +104,7 @@ def clean(text: str | None) -> str:
     s = _HANDLE.sub(" ", s)
     s = _HASHTAG.sub(" ", s)
     s = _VARIATION_SELECTORS.sub("", s)
-    s = "".join(
-        " " if ch.isspace() else ch
-        for ch in s
-        if ch.isspace() or unicodedata.category(ch)[0] not in "SC"
-    )
-    return _WS.sub(" ", s).strip()
+    return _WS.sub(" ", s.translate(_STRIP)).strip()
 
 
 @functools.cache
@@ -171,7 +190,7 @@ class LangidLanguage:
     def detect(self, text: str | None) -> StageResult:
         """Identify one text's language; see the module docstring for the result."""
         cleaned = clean(text)
-        letters = sum(1 for ch in cleaned if ch.isalpha())
+        letters = sum(map(str.isalpha, cleaned))
         if letters < max(self.min_letters, 1):
             return StageResult(
                 label=UNDETERMINED,

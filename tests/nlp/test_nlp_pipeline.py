@@ -259,3 +259,28 @@ def test_phase_one_starts_after_every_vector_is_stored_and_context_reaches_stage
     # Nothing left: a second run prepares again but processes nothing.
     again = pipeline.run(engine)
     assert again.mentions == 0 and corpus.vectors_at_prepare == [len(texts), len(texts)]
+
+
+def test_a_read_ahead_window_regroups_by_length_and_resumes_after_a_crash(
+    engine, seed, texts, vader, fresh_embedder
+):
+    """Batches cut from a window by token length: a crash still loses one batch at most, the
+    resume does the rest once, and the vectors are the embedder's own for each text."""
+    ids = seed(engine)
+    crashing = FailingOnCall(vader, fail_on=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Pipeline([crashing], embedder=fresh_embedder, batch_size=5, window=15).run(engine)
+    assert len(store.read_enrichments(engine, "sentiment")) == 5  # one whole batch
+    assert store.count_embeddings(engine) == 5
+    resumed = Pipeline([vader], embedder=fresh_embedder, batch_size=5, window=15).run(engine)
+    assert resumed.mentions == len(texts) - 5 and resumed.results == {"sentiment": 7}
+    assert sorted(store.read_enrichments(engine, "sentiment")) == ids
+    assert rows_per_mention(engine, "sentiment") == 1
+    vectors = store.read_embeddings(engine, ids)
+    for mid, text in zip(ids, texts, strict=True):
+        assert np.allclose(vectors[mid].vector, fresh_embedder.encode([text])[0], atol=1e-5)
+
+
+def test_a_window_smaller_than_a_batch_is_refused(vader):
+    with pytest.raises(ValueError, match="window"):
+        Pipeline([vader], batch_size=10, window=5)
