@@ -546,14 +546,11 @@ def daily_counts(
 
 
 def _window(f: MentionFilter) -> list[Any]:
-    conds: list[Any] = []
-    if f.start is not None:
-        conds.append(M.c.created_at >= _day_start(f.start))
-    if f.end is not None:
-        conds.append(M.c.created_at < _day_start(f.end) + timedelta(days=1))
-    if f.sources:
-        conds.append(M.c.source.in_(f.sources))
-    return conds
+    """The mentions in ``f``'s dates and sources (the dashboard's own conditions; the
+    rollups serve no text search, so ``f`` has none here)."""
+    from .queries import _where
+
+    return _where(f, None)
 
 
 def model_counts(
