@@ -163,10 +163,18 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--select-on",
-        choices=["val", "dev+val"],
+        choices=["val", "dev+val", "average"],
         default="val",
         help="selection score for checkpoint + tau: val macro-recall, or the mean of the dev "
-        "and val macro-recalls (needs --dev-files)",
+        "and val macro-recalls (needs --dev-files); 'average' chooses nothing: it ships the "
+        "uniform average of the weights at the last --average-last evaluation checkpoints, "
+        "with the single tau of --logit-adjust-grid",
+    )
+    p.add_argument(
+        "--average-last",
+        type=int,
+        default=3,
+        help="with --select-on average: how many of the last evaluation checkpoints to average",
     )
     p.add_argument(
         "--eval-start",
@@ -460,6 +468,13 @@ def main(argv=None):
 
     history, best = [], {"score": -1.0}
     best_state = None
+    if args.select_on == "average":
+        if len(taus) != 1:
+            raise SystemExit("--select-on average takes exactly one tau in --logit-adjust-grid")
+        if args.average_last < 1:
+            raise SystemExit("--average-last must be at least 1")
+    avg_steps = set(eval_steps[-args.average_last :]) if args.select_on == "average" else set()
+    avg_sum: dict | None = None
     pad_id = tok.pad_token_id or 0
     rng = np.random.default_rng(args.seed + 1)
     step, seen, epoch = 0, 0, 0
@@ -550,17 +565,50 @@ def main(argv=None):
                     )
                 if improved:
                     best = dict(rec)
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    if args.select_on != "average":
+                        best_state = {
+                            k: v.detach().clone() for k, v in model.state_dict().items()
+                        }
+                if step in avg_steps:  # running sum of the tail checkpoints' weights
+                    state = model.state_dict()
+                    if avg_sum is None:
+                        avg_sum = {
+                            k: v.detach().clone().double() if v.is_floating_point() else v.clone()
+                            for k, v in state.items()
+                        }
+                    else:
+                        for k, v in state.items():
+                            if v.is_floating_point():
+                                avg_sum[k] += v.detach().double()
         epoch += 1
     train_seconds = time.time() - t_train
     log(
         f"training done in {train_seconds / 60:.1f} min ({seen / max(1e-9, train_seconds - t_eval_total):.1f} "
-        f"ex/s excl. evals); best score {best['score']:.4f} (val macro-R {best['macro_recall']:.4f}) "
-        f"at epoch {best['epoch']} (tau {best['tau']})"
+        f"ex/s excl. evals); best single checkpoint score {best['score']:.4f} (val macro-R "
+        f"{best['macro_recall']:.4f}) at epoch {best['epoch']} (tau {best['tau']})"
     )
 
-    # ---- chosen model: best on val
-    model.load_state_dict(best_state)
+    # ---- chosen model: best on val, or the tail average (nothing chosen on val)
+    if args.select_on == "average":
+        assert avg_sum is not None
+        n_avg = len(avg_steps)
+        ref = model.state_dict()
+        model.load_state_dict(
+            {
+                k: (v / n_avg).to(ref[k].dtype) if ref[k].is_floating_point() else v
+                for k, v in avg_sum.items()
+            }
+        )
+        tau = float(taus[0])
+        best = {
+            "step": sorted(avg_steps),
+            "epoch": [round(s_ / steps_per_epoch, 3) for s_ in sorted(avg_steps)],
+            "tau": tau,
+            "score": None,
+        }
+        log(f"averaged the weights of the checkpoints at steps {best['step']} (tau {tau})")
+    else:
+        model.load_state_dict(best_state)
     tau = float(best["tau"])
     if tau != 0.0:  # fold the logit adjustment into the classifier bias
         with torch.no_grad():
@@ -572,6 +620,7 @@ def main(argv=None):
     va_logits = evaluate_val()
     model.eval()
     va_m_fp32 = metrics(va_y, va_logits.argmax(1))
+    log(f"chosen model (fp32) on val: macro-R {va_m_fp32['macro_recall']:.4f}")
     dv_logits = evaluate_val(dv_pre) if len(dv_y) else np.zeros((0, 3))
     model.eval()
     dv_m_fp32 = metrics(dv_y, dv_logits.argmax(1)) if len(dv_y) else None
@@ -662,9 +711,11 @@ def main(argv=None):
             "not the official TweetEval train file",
         },
         "selection": {
-            "metric": "val macro-averaged recall"
-            if args.select_on == "val"
-            else "mean of dev and val macro-averaged recall",
+            "metric": {
+                "val": "val macro-averaged recall",
+                "dev+val": "mean of dev and val macro-averaged recall",
+                "average": "none: uniform weight average of the last checkpoints, fixed tau",
+            }[args.select_on],
             "select_on": args.select_on,
             "granularity_epochs": round(1.0 / max(1, args.evals_per_epoch), 3),
         },
@@ -680,9 +731,11 @@ def main(argv=None):
             "train_log_prior": [round(float(x), 6) for x in log_prior],
             "folded_into": "classifier.bias (bias -= tau * log prior)",
             "grid": taus,
-            "chosen_on": "val macro-recall"
-            if args.select_on == "val"
-            else "mean of dev and val macro-recall",
+            "chosen_on": {
+                "val": "val macro-recall",
+                "dev+val": "mean of dev and val macro-recall",
+                "average": "fixed before training (not chosen)",
+            }[args.select_on],
         },
         "val_metrics_fp32": va_m_fp32,
         "test_metrics": None,
