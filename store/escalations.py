@@ -9,7 +9,10 @@ one JSON document and applied by one ``UPDATE ... FROM`` (``json_each`` on SQLit
 ``jsonb_to_recordset`` on PostgreSQL) that only touches a conversation still at the
 ``version`` that was read and still open; ``RETURNING`` says which rows changed, and only
 those get their ``escalation_events`` row, in the same transaction. A conversation an agent
-changed in between is left alone and picked up by the next pass.
+changed in between is left alone and picked up by the next pass. The sweep's own write on
+SQLite takes the write lock first (``BEGIN IMMEDIATE``), reads the versions under it and
+sends the rows still current with ``executemany``: SQLite has one writer, so nothing can
+change in between, and this skips building and re-parsing the JSON document.
 
 **The sweep** (:func:`sweep`) reads every open (``new``, ``open``, ``pending``) conversation
 in one query, assesses its SLA clock at ``now`` and applies at most one step to each:
@@ -32,10 +35,12 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -506,33 +511,6 @@ def iter_facts(
 # --------------------------------------------------------------------------- set-based writes
 
 
-# The plan is MATERIALIZED, so SQLite scans it once and looks each conversation up by its
-# key; joined as a plain subquery, json_each is rescanned per conversation (quadratic).
-_SQLITE_SWEEP = """
-WITH p AS MATERIALIZED (
-  SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.version') AS version,
-         json_extract(value, '$.priority') AS priority, json_extract(value, '$.level') AS level,
-         json_extract(value, '$.sla') AS sla, json_extract(value, '$.reminded') AS reminded,
-         json_extract(value, '$.bump') AS bump
-  FROM json_each(:plan)
-)
-UPDATE conversations SET
-  priority = coalesce(p.priority, conversations.priority),
-  escalation_level = coalesce(p.level, conversations.escalation_level),
-  escalation = CASE WHEN p.sla IS NULL THEN conversations.escalation ELSE json_set(
-      CASE WHEN json_type(conversations.escalation) = 'object'
-           THEN conversations.escalation ELSE '{}' END,
-      '$.sla', json(p.sla)) END,
-  reminded_at = CASE WHEN p.reminded = 1 THEN :now ELSE conversations.reminded_at END,
-  version = conversations.version + p.bump,
-  updated_at = CASE WHEN p.bump = 1 THEN :now ELSE conversations.updated_at END,
-  updated_by = CASE WHEN p.bump = 1 THEN :actor ELSE conversations.updated_by END
-FROM p
-WHERE conversations.id = p.id AND conversations.version = p.version
-  AND conversations.status IN ('new', 'open', 'pending')
-RETURNING conversations.id
-"""
-
 _PG_SWEEP = """
 UPDATE conversations AS c SET
   priority = coalesce(p.priority, c.priority),
@@ -636,6 +614,116 @@ def _roomy_cache(conn: Connection) -> Iterator[None]:
         yield
     finally:
         conn.exec_driver_sql(f"PRAGMA cache_size = {old}")
+
+
+_SQLITE_OPEN_VERSIONS = (
+    "SELECT id, version FROM conversations WHERE id BETWEEN ? AND ? "
+    "AND status IN ('new', 'open', 'pending')"
+)
+_SQLITE_REMIND = "UPDATE conversations SET reminded_at = ? WHERE id = ? AND version = ?"
+_SQLITE_UPGRADE = """
+UPDATE conversations SET
+  priority = ?, escalation_level = ?,
+  escalation = json_set(CASE WHEN json_type(escalation) = 'object' THEN escalation ELSE '{}' END,
+                        '$.sla', json(?)),
+  version = version + 1, updated_at = ?, updated_by = ?
+WHERE id = ? AND version = ?
+"""
+_SQLITE_STATE = """
+UPDATE conversations SET
+  escalation = json_set(CASE WHEN json_type(escalation) = 'object' THEN escalation ELSE '{}' END,
+                        '$.sla', json(?))
+WHERE id = ? AND version = ?
+"""
+_SQLITE_EVENT = (
+    "INSERT INTO escalation_events (conversation_id, at, kind, from_level, to_level, "
+    "priority, actor, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _run_sweep_sqlite(
+    conn: Connection,
+    plan: list[dict[str, Any]],
+    events: Mapping[int, dict[str, Any]],
+    now: datetime,
+    actor: str,
+) -> set[int]:
+    """The sweep's write on SQLite: the same outcome as :data:`_SQLITE_SWEEP`, faster.
+
+    SQLite has one writer at a time, so once this transaction holds the write lock
+    (``BEGIN IMMEDIATE``) the versions it reads cannot change under it: the rows still
+    at the version the sweep assessed (and still open) are written with ``executemany``,
+    without building and re-parsing a JSON plan (at 80,000 upgrades that halves the
+    write). Each ``UPDATE`` keeps its version guard all the same.
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    if not raw.in_transaction:
+        raw.execute("BEGIN IMMEDIATE")
+    stamp = UTCDateTime()  # the stored form of ``now``, as SQLAlchemy would bind it
+    to_db = stamp.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    now_db: Any = stamp.process_bind_param(now, conn.dialect)
+    if to_db is not None:
+        now_db = to_db(now_db)
+    ids = [p["id"] for p in plan]
+    current = dict(raw.execute(_SQLITE_OPEN_VERSIONS, (min(ids), max(ids))).fetchall())
+    remind: list[tuple[Any, ...]] = []
+    upgrade: list[tuple[Any, ...]] = []
+    state: list[tuple[Any, ...]] = []
+    changed: set[int] = set()
+    for p in plan:
+        cid, version = p["id"], p["version"]
+        if current.get(cid) != version:
+            continue  # changed by someone else since the read, or no longer open
+        changed.add(cid)
+        if p.get("reminded"):
+            remind.append((now_db, cid, version))
+        elif p.get("bump"):
+            upgrade.append((p["priority"], p["level"], p["sla"], now_db, actor, cid, version))
+        else:
+            state.append((p["sla"], cid, version))
+    raw.executemany(_SQLITE_REMIND, remind)
+    raw.executemany(_SQLITE_UPGRADE, upgrade)
+    raw.executemany(_SQLITE_STATE, state)
+    raw.executemany(
+        _SQLITE_EVENT,
+        [
+            (
+                e["cid"],
+                now_db,
+                e["kind"],
+                e["from_level"],
+                e["to_level"],
+                e["priority"],
+                actor,
+                e["detail"],
+            )
+            for e in (events[i] for i in sorted(changed) if i in events)
+        ],
+    )
+    return changed
+
+
+def _run_sweep_pg(
+    conn: Connection,
+    plan: list[dict[str, Any]],
+    events: Mapping[int, dict[str, Any]],
+    now: datetime,
+    actor: str,
+) -> set[int]:
+    """The sweep's write on PostgreSQL: :data:`_PG_SWEEP` per chunk, then the events of the
+    rows that changed (plan ``sla`` and event ``detail`` arrive as JSON text)."""
+    stamp = bindparam("now", type_=UTCDateTime())
+    stmt = text(_PG_SWEEP).bindparams(stamp)
+    changed: set[int] = set()
+    for part in chunked(plan, _PLAN_CHUNK):
+        params = {"now": now, "actor": actor, "plan": _pg_sweep_doc(part)}
+        changed.update(map(int, conn.execute(stmt, params).scalars().all()))
+    rows = [events[i] for i in sorted(changed) if i in events]
+    ev_stmt = text(_PG_EVENTS).bindparams(bindparam("now", type_=UTCDateTime()))
+    for part in chunked(rows, _PLAN_CHUNK):
+        conn.execute(ev_stmt, {"now": now, "actor": actor, "events": _pg_events_doc(part)})
+    return changed
 
 
 def _run_plan(
@@ -1039,21 +1127,72 @@ def _minutes(seconds: float) -> float:
     return round(seconds / 60.0, 2)
 
 
-def _detail(a: Assessment, clock: Clock, policy: SlaPolicy, now: datetime) -> dict[str, Any]:
+@lru_cache(maxsize=256)
+def _js(value: str) -> str:
+    """A short, often repeated string (metric, stage, priority) as a JSON string."""
+    return json.dumps(value)
+
+
+def _jnum(value: float) -> str:
+    return repr(float(value)) if math.isfinite(value) else "null"
+
+
+def _jtime(value: datetime | None) -> str:
+    return "null" if value is None else f'"{value.isoformat()}"'
+
+
+def _detail_json(
+    a: Assessment, clock: Clock, policy: SlaPolicy, now: datetime, to_priority: str | None = None
+) -> str:
+    """An event's ``detail`` as JSON text, written directly (a catch-up pass writes tens of
+    thousands; ``json.dumps`` per event was a fifth of the pass's Python time)."""
     if a.action == "remind":
         due = None if a.paused else policy.calendar.add_business_seconds(now, a.remaining_s)
     else:
         due = a.breach_at(policy.calendar)
-    return {
-        "metric": a.metric,
-        "stage": a.stage,
-        "stage_since": a.stage_since.isoformat(),
-        "target_minutes": _minutes(a.window_s),
-        "elapsed_minutes": _minutes(a.elapsed_s),
-        "due_at": due.isoformat() if due else None,
-        "paused": a.paused,
-        "from_priority": clock.priority,
-    }
+    tail = f',"to_priority":{_js(to_priority)}}}' if to_priority is not None else "}"
+    return (
+        f'{{"metric":{_js(a.metric)},"stage":{_js(a.stage)},'
+        f'"stage_since":{_jtime(a.stage_since)},'
+        f'"target_minutes":{_jnum(_minutes(a.window_s))},'
+        f'"elapsed_minutes":{_jnum(_minutes(a.elapsed_s))},"due_at":{_jtime(due)},'
+        f'"paused":{"true" if a.paused else "false"},"from_priority":{_js(clock.priority)}' + tail
+    )
+
+
+def _sla_json(since: str | None, paused_s: float, final: bool) -> str:
+    since_j = "null" if since is None else _js(since) if '"' in since else f'"{since}"'
+    final_j = "true" if final else "false"
+    return f'{{"since":{since_j},"paused_s":{_jnum(paused_s)},"final":{final_j}}}'
+
+
+def _pg_sweep_doc(plan: Sequence[dict[str, Any]]) -> str:
+    """The sweep's plan as the JSON array :data:`_PG_SWEEP` reads (``sla`` is JSON text)."""
+    rows = []
+    for p in plan:
+        priority, level, sla = p.get("priority"), p.get("level"), p.get("sla")
+        rows.append(
+            f'{{"id":{int(p["id"])},"version":{int(p["version"])},'
+            f'"priority":{"null" if priority is None else _js(priority)},'
+            f'"level":{"null" if level is None else int(level)},'
+            f'"sla":{"null" if sla is None else sla},'
+            f'"reminded":{int(p.get("reminded", 0))},"bump":{int(p["bump"])}}}'
+        )
+    return "[" + ",".join(rows) + "]"
+
+
+def _pg_events_doc(rows: Sequence[dict[str, Any]]) -> str:
+    """Events as the JSON array :data:`_PG_EVENTS` reads (``detail`` is JSON text)."""
+    out = []
+    for e in rows:
+        fl, tl, pr = e["from_level"], e["to_level"], e["priority"]
+        out.append(
+            f'{{"cid":{int(e["cid"])},"kind":{_js(e["kind"])},'
+            f'"from_level":{"null" if fl is None else int(fl)},'
+            f'"to_level":{"null" if tl is None else int(tl)},'
+            f'"priority":{"null" if pr is None else _js(pr)},"detail":{e["detail"]}}}'
+        )
+    return "[" + ",".join(out) + "]"
 
 
 def sweep(
@@ -1088,7 +1227,6 @@ def sweep(
         a = assess(policy, clock, now, with_times=False)
         if a.action is None:
             continue
-        detail = _detail(a, clock, policy, now)
         if a.action == "remind":
             plan.append({"id": item.id, "version": item.version, "reminded": 1, "bump": 0})
             events[item.id] = {
@@ -1097,7 +1235,7 @@ def sweep(
                 "from_level": clock.level,
                 "to_level": clock.level,
                 "priority": clock.priority,
-                "detail": detail,
+                "detail": _detail_json(a, clock, policy, now),
             }
         elif a.action == "upgrade":
             assert a.to_priority is not None and a.to_level is not None
@@ -1107,39 +1245,42 @@ def sweep(
                     "version": item.version,
                     "priority": a.to_priority,
                     "level": a.to_level,
-                    "sla": {"since": now_iso, "paused_s": clock.paused_s, "final": False},
+                    "sla": _sla_json(now_iso, clock.paused_s, False),
                     "bump": 1,
                 }
             )
-            detail["to_priority"] = a.to_priority
             events[item.id] = {
                 "cid": item.id,
                 "kind": "upgraded",
                 "from_level": clock.level,
                 "to_level": a.to_level,
                 "priority": a.to_priority,
-                "detail": detail,
+                "detail": _detail_json(a, clock, policy, now, a.to_priority),
             }
         else:  # final breach at manager level, recorded once
             state = dict(item.state or {})
             state["since"] = clock.stage_since.isoformat() if clock.stage_since else None
             state["paused_s"] = clock.stage_paused_s
             state["final"] = True
-            plan.append({"id": item.id, "version": item.version, "sla": state, "bump": 0})
+            plan.append(
+                {"id": item.id, "version": item.version, "sla": json.dumps(state), "bump": 0}
+            )
             events[item.id] = {
                 "cid": item.id,
                 "kind": "breached",
                 "from_level": clock.level,
                 "to_level": clock.level,
                 "priority": clock.priority,
-                "detail": detail,
+                "detail": _detail_json(a, clock, policy, now),
             }
         kinds[item.id] = a.action
     t2 = time.perf_counter()
     if plan:
         with engine.begin() as conn, _roomy_cache(conn):
-            sql = _PG_SWEEP if conn.dialect.name == "postgresql" else _SQLITE_SWEEP
-            changed = _run_plan(conn, sql, plan, events, now, actor)
+            if conn.dialect.name == "postgresql":
+                changed = _run_sweep_pg(conn, plan, events, now, actor)
+            else:
+                changed = _run_sweep_sqlite(conn, plan, events, now, actor)
         for cid in changed:
             kind = kinds[cid]
             if kind == "remind":

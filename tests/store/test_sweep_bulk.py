@@ -206,6 +206,70 @@ def test_one_event_per_change_and_the_same_now_twice_changes_nothing(engine, pol
     assert sum(len(v) for v in _events(engine).values()) == len(kinds)
 
 
+def test_each_event_detail_and_clock_state_is_the_assessment_written_as_json(engine, policy):
+    # The bulk write builds the JSON text itself (no json.dumps per row); what is read
+    # back must be the assessment the sweep made, field by field, on both databases.
+    populate(engine, 150, seed=5)
+    before = {r.id: r for r in _rows(engine)}
+    with engine.connect() as conn:
+        _, items = se._read_open(conn, Screen(policy, NOW))
+    expected = {}
+    for item in items:
+        a = assess(policy, item.clock, NOW, with_times=False)
+        if a.action is not None:
+            expected[item.id] = (a, item.clock)
+    report = se.sweep(engine, NOW, policy)
+    after = {r.id: r for r in _rows(engine)}
+    events = _events(engine)
+    assert report.upgraded and set(events) == set(expected)
+    for cid, (a, clock) in expected.items():
+        (e,) = events[cid]
+        d = e.detail
+        assert isinstance(d, dict)
+        assert (d["metric"], d["stage"], d["paused"]) == (a.metric, a.stage, a.paused)
+        assert datetime.fromisoformat(d["stage_since"]) == a.stage_since
+        assert d["target_minutes"] == round(a.window_s / 60, 2)
+        assert d["elapsed_minutes"] == round(a.elapsed_s / 60, 2)
+        assert d["from_priority"] == before[cid].priority == clock.priority
+        if a.action == "upgrade":
+            due = a.breach_at(policy.calendar)
+            assert datetime.fromisoformat(d["due_at"]) == due
+            assert d["to_priority"] == e.priority == after[cid].priority == a.to_priority
+            sla = after[cid].escalation["sla"]
+            assert sla == {"since": NOW.isoformat(), "paused_s": clock.paused_s, "final": False}
+            assert after[cid].version == before[cid].version + 1
+        else:
+            assert "to_priority" not in d
+            assert after[cid].version == before[cid].version
+
+
+def test_json_pieces_stay_valid_for_odd_values():
+    import json
+    import math
+
+    assert json.loads(se._sla_json(None, 0.0, True)) == {
+        "since": None,
+        "paused_s": 0.0,
+        "final": True,
+    }
+    assert json.loads(se._sla_json('2024-05-06"x', math.inf, False))["since"] == '2024-05-06"x'
+    assert (
+        json.loads(se._sla_json("2024-05-06T09:00:00+00:00", math.nan, False))["paused_s"] is None
+    )
+    doc = se._pg_sweep_doc([{"id": 1, "version": 2, "reminded": 1, "bump": 0}])
+    assert json.loads(doc) == [
+        {
+            "id": 1,
+            "version": 2,
+            "priority": None,
+            "level": None,
+            "sla": None,
+            "reminded": 1,
+            "bump": 0,
+        }
+    ]
+
+
 def test_sqlite_cache_is_put_back_after_the_write(engine, policy):
     if engine.dialect.name != "sqlite":
         pytest.skip("the page cache is a SQLite setting")
