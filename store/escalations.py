@@ -36,6 +36,9 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import queue
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -895,9 +898,11 @@ class SweepReport:
         upgraded: Conversations upgraded one step.
         breached: Final breaches recorded at manager level.
         conflicts: Changes skipped because an agent changed the conversation meanwhile.
-        read_s: Seconds spent reading.
-        assess_s: Seconds spent assessing clocks.
-        write_s: Seconds spent writing.
+        read_s: Seconds spent reading (main thread).
+        assess_s: Seconds spent assessing clocks (main thread).
+        write_s: Seconds the writer spent writing (it overlaps reading and assessing).
+        wait_s: Seconds the main thread waited for the writer after the last range.
+        seconds: The whole pass, wall clock.
     """
 
     now: datetime
@@ -909,6 +914,8 @@ class SweepReport:
     read_s: float = 0.0
     assess_s: float = 0.0
     write_s: float = 0.0
+    wait_s: float = 0.0
+    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values."""
@@ -919,7 +926,7 @@ class SweepReport:
             "upgraded": self.upgraded,
             "breached": self.breached,
             "conflicts": self.conflicts,
-            "seconds": round(self.read_s + self.assess_s + self.write_s, 3),
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -928,7 +935,7 @@ class SweepReport:
 _OPEN_SQL = (
     "SELECT id, version, status, priority, escalation_level, opened_at, first_response_at, "
     "pending_since, paused_s, reminded_at, {since}, {paused}, {final} FROM conversations "
-    "WHERE status IN ('new', 'open', 'pending')"
+    "WHERE status IN ('new', 'open', 'pending') AND id > {after} ORDER BY id{limit}"
 )
 _STATE_PG = {
     "since": "escalation -> 'sla' ->> 'since'",
@@ -1071,15 +1078,24 @@ def _state_of(since: Any, paused: Any, final: Any) -> dict[str, Any] | None:
     }
 
 
-def _read_open(conn: Connection, screen: Screen) -> tuple[int, list[_Open]]:
-    """Every open conversation, screened: ``(how many are open, those that may need action)``.
+def _read_open(
+    conn: Connection, screen: Screen, *, after: int = 0, limit: int | None = None
+) -> tuple[int, list[_Open], int | None]:
+    """Open conversations by id, screened.
+
+    Reads the open conversations with ids above ``after`` (at most ``limit`` of them) and
+    returns ``(how many it read, those that may need action, the id to read on from)``;
+    the last is ``None`` once there is nothing left to read.
 
     The screen is exact (it never drops a conversation that needs an action), so only the
     few that pass are turned into full clocks, with their pending spells looked up. Each
     stored time is parsed once, here (100,000 rows make every per-row step count).
     """
     state_sql = _STATE_PG if conn.dialect.name == "postgresql" else _STATE_SQLITE
-    rows = conn.exec_driver_sql(_OPEN_SQL.format(**state_sql)).fetchall()
+    tail = f" LIMIT {int(limit)}" if limit else ""
+    rows = conn.exec_driver_sql(
+        _OPEN_SQL.format(after=int(after), limit=tail, **state_sql)
+    ).fetchall()
     parse = _parse_time
     may_act = screen.may_act
     passed: list[tuple[Any, ...]] = []
@@ -1120,7 +1136,8 @@ def _read_open(conn: Connection, screen: Screen) -> tuple[int, list[_Open]]:
             final_breached=is_final,
         )
         items.append(_Open(cid, int(version), clock, _state_of(since_raw, state_paused, final)))
-    return len(rows), items
+    more = bool(limit) and len(rows) == limit
+    return len(rows), items, (int(rows[-1][0]) if more else None)
 
 
 def _minutes(seconds: float) -> float:
@@ -1195,29 +1212,13 @@ def _pg_events_doc(rows: Sequence[dict[str, Any]]) -> str:
     return "[" + ",".join(out) + "]"
 
 
-def sweep(
-    engine: Engine, now: datetime, policy: SlaPolicy, *, actor: str = "system:sla"
-) -> SweepReport:
-    """One pass over the open conversations: reminders, one-step upgrades, final breaches.
+_SWEEP_CHUNK = 10_000  # open conversations read, assessed and handed to the writer at a time
 
-    Args:
-        engine: The database.
-        now: The moment to assess (timezone-aware); events are stamped with it.
-        policy: The SLA policy in force.
-        actor: Who the changes and events are recorded as.
 
-    Returns:
-        The counts and timings. Running it again at the same ``now`` changes nothing.
-    """
-    import time
-
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    report = SweepReport(now=now)
-    t0 = time.perf_counter()
-    with engine.connect() as conn:
-        report.open, items = _read_open(conn, Screen(policy, now))
-    t1 = time.perf_counter()
+def _plan_changes(
+    items: Sequence[_Open], policy: SlaPolicy, now: datetime
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], dict[int, str]]:
+    """Assess each screened conversation at ``now``: the writes, their events, their kinds."""
     plan: list[dict[str, Any]] = []
     events: dict[int, dict[str, Any]] = {}
     kinds: dict[int, str] = {}
@@ -1274,24 +1275,159 @@ def sweep(
                 "detail": _detail_json(a, clock, policy, now),
             }
         kinds[item.id] = a.action
-    t2 = time.perf_counter()
-    if plan:
-        with engine.begin() as conn, _roomy_cache(conn):
-            if conn.dialect.name == "postgresql":
-                changed = _run_sweep_pg(conn, plan, events, now, actor)
-            else:
-                changed = _run_sweep_sqlite(conn, plan, events, now, actor)
-        for cid in changed:
-            kind = kinds[cid]
-            if kind == "remind":
-                report.reminded += 1
-            elif kind == "upgrade":
-                report.upgraded += 1
-            else:
-                report.breached += 1
-        report.conflicts = len(plan) - len(changed)
-    t3 = time.perf_counter()
-    report.read_s, report.assess_s, report.write_s = t1 - t0, t2 - t1, t3 - t2
+    return plan, events, kinds
+
+
+class _SweepWriter:
+    """Applies the sweep's chunks in ONE transaction, on a thread of its own.
+
+    The main thread reads and assesses the next id range while this thread writes the
+    last one: the database's work (PostgreSQL's server; SQLite's ``sqlite3_step``, which
+    runs without the GIL) overlaps Python's. The pass stays all-or-nothing: one
+    transaction, committed by :meth:`close` once every chunk is written, rolled back by
+    :meth:`abort` or when a write fails (the error is raised in the main thread, at its
+    next :meth:`put` or at :meth:`close`). An in-memory SQLite database is private to its
+    thread's one connection, so there the chunks are kept and written by :meth:`close`, on
+    the caller's thread, after the reads.
+    """
+
+    _END = object()
+
+    def __init__(self, engine: Engine, now: datetime, actor: str) -> None:
+        self.engine, self.now, self.actor = engine, now, actor
+        self.changed: set[int] = set()
+        self.busy_s = 0.0
+        self.error: BaseException | None = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._inline: list[tuple[list[dict[str, Any]], Any]] | None = None
+        url = engine.url
+        if url.get_backend_name() == "sqlite" and (
+            not url.database or url.database == ":memory:" or "mode=memory" in str(url)
+        ):
+            self._inline = []
+        else:
+            self._thread = threading.Thread(target=self._run, name="sla-sweep-writer", daemon=True)
+            self._thread.start()
+
+    def _write(self, conn: Connection, plan: list[dict[str, Any]], events: Any) -> None:
+        t = time.perf_counter()
+        if conn.dialect.name == "postgresql":
+            self.changed |= _run_sweep_pg(conn, plan, events, self.now, self.actor)
+        else:
+            self.changed |= _run_sweep_sqlite(conn, plan, events, self.now, self.actor)
+        self.busy_s += time.perf_counter() - t
+
+    def _run(self) -> None:
+        try:
+            with self.engine.begin() as conn, _roomy_cache(conn):
+                while True:
+                    item = self._queue.get()
+                    if item is self._END:
+                        break
+                    if item is None:  # abort: leave the block by an exception, rolling back
+                        raise _SweepAborted
+                    self._write(conn, *item)
+        except _SweepAborted:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+
+    def put(self, plan: list[dict[str, Any]], events: Mapping[int, dict[str, Any]]) -> None:
+        """Queue one chunk (raises the writer's error, if it has failed)."""
+        if self.error is not None:
+            raise self.error
+        if not plan:
+            return
+        if self._inline is not None:
+            self._inline.append((plan, events))
+        else:
+            self._queue.put((plan, events))
+
+    def close(self) -> set[int]:
+        """Wait for the writes, commit; returns the ids of the conversations changed."""
+        if self._inline is not None:
+            chunks, self._inline = self._inline, None
+            with self.engine.begin() as conn:
+                for plan, events in chunks:
+                    self._write(conn, plan, events)
+        elif self._thread is not None:
+            self._queue.put(self._END)
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.changed
+
+    def abort(self) -> None:
+        """Roll back whatever was written (the caller failed)."""
+        if self._inline is not None:
+            self._inline = None
+        elif self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+
+class _SweepAborted(Exception):
+    pass
+
+
+def sweep(
+    engine: Engine, now: datetime, policy: SlaPolicy, *, actor: str = "system:sla"
+) -> SweepReport:
+    """One pass over the open conversations: reminders, one-step upgrades, final breaches.
+
+    The open conversations are read, screened and assessed an id range at a time; a
+    writer thread applies each range's changes while the next one is assessed, all in
+    one transaction (:class:`_SweepWriter`).
+
+    Args:
+        engine: The database.
+        now: The moment to assess (timezone-aware); events are stamped with it.
+        policy: The SLA policy in force.
+        actor: Who the changes and events are recorded as.
+
+    Returns:
+        The counts and timings. Running it again at the same ``now`` changes nothing.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    report = SweepReport(now=now)
+    screen = Screen(policy, now)
+    kinds: dict[int, str] = {}
+    planned = 0
+    t_start = time.perf_counter()
+    writer = _SweepWriter(engine, now, actor)
+    try:
+        with engine.connect() as conn:
+            after: int | None = 0
+            while after is not None:
+                t0 = time.perf_counter()
+                n_open, items, after = _read_open(conn, screen, after=after, limit=_SWEEP_CHUNK)
+                t1 = time.perf_counter()
+                plan, events, chunk_kinds = _plan_changes(items, policy, now)
+                report.open += n_open
+                report.read_s += t1 - t0
+                report.assess_s += time.perf_counter() - t1
+                planned += len(plan)
+                kinds.update(chunk_kinds)
+                writer.put(plan, events)
+    except BaseException:
+        writer.abort()
+        raise
+    t_wait = time.perf_counter()
+    changed = writer.close()
+    report.wait_s = time.perf_counter() - t_wait
+    report.write_s = writer.busy_s
+    for cid in changed:
+        kind = kinds[cid]
+        if kind == "remind":
+            report.reminded += 1
+        elif kind == "upgrade":
+            report.upgraded += 1
+        else:
+            report.breached += 1
+    report.conflicts = planned - len(changed)
+    report.seconds = time.perf_counter() - t_start
     return report
 
 

@@ -127,7 +127,7 @@ def populate(engine, n: int, seed: int = 3) -> None:
 def test_bulk_read_builds_the_same_clock_as_one_conversation_alone(engine, policy):
     populate(engine, 300)
     with engine.connect() as conn:
-        n_open, items = se._read_open(conn, Screen(policy, NOW))
+        n_open, items, _ = se._read_open(conn, Screen(policy, NOW))
     assert n_open == 300
     passed = {item.id: item for item in items}
     assert 0 < len(passed) < 300
@@ -144,8 +144,8 @@ def test_a_concurrent_edit_between_read_and_write_is_never_overwritten(engine, p
     real = se._read_open
     edited: list[int] = []
 
-    def read_then_agents_edit(conn, screen):
-        n_open, items = real(conn, screen)
+    def read_then_agents_edit(conn, screen, **kw):
+        n_open, items, after = real(conn, screen, **kw)
         with engine.begin() as c:
             for item in items[::5]:  # an agent changes every fifth one meanwhile
                 c.execute(
@@ -154,7 +154,7 @@ def test_a_concurrent_edit_between_read_and_write_is_never_overwritten(engine, p
                     .values(version=ConversationRow.version + 1, priority="low")
                 )
                 edited.append(item.id)
-        return n_open, items
+        return n_open, items, after
 
     before = {r.id: r for r in _rows(engine)}
     monkeypatch.setattr(se, "_read_open", read_then_agents_edit)
@@ -212,7 +212,7 @@ def test_each_event_detail_and_clock_state_is_the_assessment_written_as_json(eng
     populate(engine, 150, seed=5)
     before = {r.id: r for r in _rows(engine)}
     with engine.connect() as conn:
-        _, items = se._read_open(conn, Screen(policy, NOW))
+        _, items, _ = se._read_open(conn, Screen(policy, NOW))
     expected = {}
     for item in items:
         a = assess(policy, item.clock, NOW, with_times=False)
@@ -268,6 +268,104 @@ def test_json_pieces_stay_valid_for_odd_values():
             "bump": 0,
         }
     ]
+
+
+def test_many_small_ranges_give_the_same_pass_as_one(engine, policy, monkeypatch, tmp_path):
+    # The same data swept in ranges of 7 (the writer thread gets ~40 chunks) and in one
+    # range: the same rows, the same events.
+    populate(engine, 250, seed=8)
+    snapshot = _rows(engine)
+    monkeypatch.setattr(se, "_SWEEP_CHUNK", 7)
+    small = se.sweep(engine, NOW, policy)
+    rows_small, events_small = _rows(engine), _events(engine)
+    assert small.open == 250 and small.upgraded and small.reminded
+    # Put the data back and sweep it in one range.
+    with engine.begin() as conn:
+        conn.execute(EscalationEventRow.__table__.delete())
+        for r in snapshot:
+            conn.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == r.id)
+                .values(
+                    {
+                        c: getattr(r, c)
+                        for c in (
+                            "priority",
+                            "escalation_level",
+                            "escalation",
+                            "reminded_at",
+                            "version",
+                            "updated_at",
+                            "updated_by",
+                        )
+                    }
+                )
+            )
+    assert _rows(engine) == snapshot
+    monkeypatch.setattr(se, "_SWEEP_CHUNK", 10_000)
+    whole = se.sweep(engine, NOW, policy)
+    assert (whole.open, whole.upgraded, whole.reminded, whole.breached) == (
+        small.open,
+        small.upgraded,
+        small.reminded,
+        small.breached,
+    )
+    assert _rows(engine) == rows_small
+
+    def key(evs):
+        return {c: [(e.kind, e.priority, e.to_level, e.detail) for e in v] for c, v in evs.items()}
+
+    assert key(_events(engine)) == key(events_small)
+
+
+@pytest.mark.parametrize("fail_in", ["write", "read"])
+def test_a_pass_that_fails_halfway_writes_nothing(engine, policy, monkeypatch, fail_in):
+    # Ranges of 20: the writer has committed nothing when a later range fails, whether
+    # the writer's own statement fails or the main thread's read does.
+    populate(engine, 200, seed=6)
+    before = _rows(engine)
+    monkeypatch.setattr(se, "_SWEEP_CHUNK", 20)
+    calls = {"n": 0}
+    if fail_in == "write":
+        real = se._run_sweep_sqlite if engine.dialect.name == "sqlite" else se._run_sweep_pg
+
+        def flaky(conn, plan, events, now, actor):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("disk on fire")
+            return real(conn, plan, events, now, actor)
+
+        name = "_run_sweep_sqlite" if engine.dialect.name == "sqlite" else "_run_sweep_pg"
+        monkeypatch.setattr(se, name, flaky)
+    else:
+        real_read = se._read_open
+
+        def flaky_read(conn, screen, **kw):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise RuntimeError("connection lost")
+            return real_read(conn, screen, **kw)
+
+        monkeypatch.setattr(se, "_read_open", flaky_read)
+    with pytest.raises(RuntimeError):
+        se.sweep(engine, NOW, policy)
+    assert calls["n"] >= 3
+    assert _rows(engine) == before
+    assert _events(engine) == {}
+    monkeypatch.undo()
+    assert se.sweep(engine, NOW, policy).upgraded > 0  # nothing was left locked
+
+
+def test_an_in_memory_sqlite_database_is_swept_on_the_callers_connection(policy):
+    engine = store.connect("sqlite://")
+    store.upgrade(engine)
+    populate(engine, 60, seed=2)
+    report = se.sweep(engine, NOW, policy)
+    assert report.upgraded > 0 and report.conflicts == 0
+    assert sum(len(v) for v in _events(engine).values()) == (
+        report.upgraded + report.reminded + report.breached
+    )
+    engine.dispose()
 
 
 def test_sqlite_cache_is_put_back_after_the_write(engine, policy):
