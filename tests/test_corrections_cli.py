@@ -16,8 +16,12 @@ from sqlalchemy import func, select
 
 from listenwell import store
 from listenwell.cli import app
+from listenwell.nlp.sentiment import DEFAULT_MODEL_DIR
 from listenwell.store import corrections as sc
 from listenwell.store.models import AuditRow, CalibrationRow, MentionRow
+
+# The shipped model's version: corrections recalibrate the model the workspace runs.
+SHIPPED_VERSION = json.loads((DEFAULT_MODEL_DIR / "meta.json").read_text())["version"]
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)  # a Monday
 LABELS = ("negative", "neutral", "positive")
@@ -52,7 +56,7 @@ def enrich(engine, rows: list[tuple[int, np.ndarray]]) -> None:
                 label=LABELS[int(p.argmax())],
                 score=float(p.max()),
                 model_name="listenwell-sentiment-minilm",
-                model_version="0.1.0",
+                model_version=SHIPPED_VERSION,
                 data={"probs": {k: round(float(x), 6) for k, x in zip(LABELS, p, strict=True)}},
             )
             for mid, p in rows
@@ -231,20 +235,25 @@ def test_recalibrate_saves_only_a_fit_that_helps_on_held_out_folds(cfg, engine, 
     cv = result["cross_validation"]
     assert result["accepted"] and not result["saved"] and result["n"] == 150
     assert cv["nll_after"] < cv["nll_before"] and cv["accuracy_after"] >= cv["accuracy_before"]
-    assert result["model"] == "listenwell-sentiment-minilm 0.1.0"
+    assert result["model"] == f"listenwell-sentiment-minilm {SHIPPED_VERSION}"
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(CalibrationRow)).scalar_one() == 0
 
     code, out, err = run(capsys, "--config", cfg, "corrections", "recalibrate")
     assert code == 0, err
     assert "held-out log-loss" in out and "held-out accuracy" in out and "saved" in out
-    stored = sc.load_calibration(engine, "sentiment", "listenwell-sentiment-minilm", "0.1.0")
+    stored = sc.load_calibration(
+        engine, "sentiment", "listenwell-sentiment-minilm", SHIPPED_VERSION
+    )
     assert stored is not None and stored.n_corrections == 150
     assert stored.params["labels"] == list(LABELS) and stored.params["bias"][0] > 0.5
 
     code, out, _ = run(capsys, "--config", cfg, "corrections", "recalibrate", "--remove")
     assert code == 0 and out.startswith("removed the sentiment recalibration")
-    assert sc.load_calibration(engine, "sentiment", "listenwell-sentiment-minilm", "0.1.0") is None
+    assert (
+        sc.load_calibration(engine, "sentiment", "listenwell-sentiment-minilm", SHIPPED_VERSION)
+        is None
+    )
 
 
 def test_recalibrate_refusals_are_one_line(cfg, engine, capsys):
