@@ -651,7 +651,7 @@ def _run_sweep_sqlite(
     now: datetime,
     actor: str,
 ) -> set[int]:
-    """The sweep's write on SQLite: the same outcome as :data:`_SQLITE_SWEEP`, faster.
+    """The sweep's write on SQLite: the same outcome as :data:`_PG_SWEEP` on PostgreSQL.
 
     SQLite has one writer at a time, so once this transaction holds the write lock
     (``BEGIN IMMEDIATE``) the versions it reads cannot change under it: the rows still
