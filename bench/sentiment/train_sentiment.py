@@ -566,9 +566,7 @@ def main(argv=None):
                 if improved:
                     best = dict(rec)
                     if args.select_on != "average":
-                        best_state = {
-                            k: v.detach().clone() for k, v in model.state_dict().items()
-                        }
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if step in avg_steps:  # running sum of the tail checkpoints' weights
                     state = model.state_dict()
                     if avg_sum is None:
