@@ -250,7 +250,7 @@ def evaluate(
 
 _SPLIT_NOTES = {
     "test": "TweetEval test (SemEval-2017 4A)",
-    "val": "TweetEval val (used for selection: optimistic)",
+    "val": "TweetEval val (temperature, shipping rule; v0.1 was selected on it)",
     "dev": "2016dev+devtest (time-shifted dev; v0.1 trained on it)",
 }
 
