@@ -1083,19 +1083,14 @@ def _state_of(since: Any, paused: Any, final: Any) -> dict[str, Any] | None:
     }
 
 
-def _read_open(
-    conn: Connection, screen: Screen, *, rows: Sequence[Any] | None = None
-) -> tuple[int, list[_Open]]:
-    """Open conversations, screened: ``(how many it read, those that may need action)``.
+def _read_open(conn: Connection, screen: Screen) -> tuple[int, list[_Open]]:
+    """Every open conversation, screened: ``(how many are open, those that may need action)``.
 
-    Reads every open conversation, or screens ``rows`` already fetched by the caller
-    from :func:`_open_sql` (the sweep streams them in batches on PostgreSQL). Each
-    stored time is parsed once, here, and only the conversations the exact screen lets
-    through get full clocks, with their pending spells looked up (100,000 rows make
-    every per-row step count).
+    The screen is exact (it never drops a conversation that needs an action), so only the
+    few that pass are turned into full clocks, with their pending spells looked up. Each
+    stored time is parsed once, here (100,000 rows make every per-row step count).
     """
-    if rows is None:
-        rows = conn.exec_driver_sql(_open_sql(conn)).fetchall()
+    rows = conn.exec_driver_sql(_open_sql(conn)).fetchall()
     parse = _parse_time
     may_act = screen.may_act
     passed: list[tuple[Any, ...]] = []
@@ -1211,7 +1206,7 @@ def _pg_events_doc(rows: Sequence[dict[str, Any]]) -> str:
     return "[" + ",".join(out) + "]"
 
 
-_SWEEP_CHUNK = 10_000  # open conversations read, assessed and handed to the writer at a time
+_SWEEP_CHUNK = 10_000  # conversations assessed and handed to the writer at a time
 
 
 def _plan_changes(
@@ -1280,8 +1275,8 @@ def _plan_changes(
 class _SweepWriter:
     """Applies the sweep's chunks in ONE transaction, on a thread of its own (PostgreSQL).
 
-    The main thread reads and assesses the next id range while this thread writes the
-    last one: the database server's work overlaps Python's. The pass stays all-or-nothing:
+    The main thread assesses the next range of conversations while this thread writes
+    the last one: the database server's work overlaps Python's. The pass stays all-or-nothing:
     one transaction, committed by :meth:`close` once every chunk is written, rolled back by
     :meth:`abort` or when a write fails (the error is raised in the main thread, at its
     next :meth:`put` or at :meth:`close`).
@@ -1306,9 +1301,6 @@ class _SweepWriter:
         self.threaded = engine.dialect.name != "sqlite"
         if not self.threaded:
             self._inline = []
-        else:
-            self._thread = threading.Thread(target=self._run, name="sla-sweep-writer", daemon=True)
-            self._thread.start()
 
     def _write(self, conn: Connection, plan: list[dict[str, Any]], events: Any) -> None:
         t = time.perf_counter()
@@ -1341,16 +1333,20 @@ class _SweepWriter:
             return
         if self._inline is not None:
             self._inline.append((plan, events))
-        else:
-            self._queue.put((plan, events))
+            return
+        if self._thread is None:  # started at the first change: a quiet pass opens nothing
+            self._thread = threading.Thread(target=self._run, name="sla-sweep-writer", daemon=True)
+            self._thread.start()
+        self._queue.put((plan, events))
 
     def close(self) -> set[int]:
         """Wait for the writes, commit; returns the ids of the conversations changed."""
         if self._inline is not None:
             chunks, self._inline = self._inline, None
-            with self.engine.begin() as conn:
-                for plan, events in chunks:
-                    self._write(conn, plan, events)
+            if chunks:
+                with self.engine.begin() as conn, _roomy_cache(conn):
+                    for plan, events in chunks:
+                        self._write(conn, plan, events)
         elif self._thread is not None:
             self._queue.put(self._END)
             self._thread.join()
@@ -1376,9 +1372,9 @@ def sweep(
 ) -> SweepReport:
     """One pass over the open conversations: reminders, one-step upgrades, final breaches.
 
-    The open conversations are read, screened and assessed an id range at a time; a
-    writer thread applies each range's changes while the next one is assessed, all in
-    one transaction (:class:`_SweepWriter`).
+    The open conversations are read and screened at once, then assessed a range at a
+    time; on PostgreSQL a writer thread applies each range's changes while the next one
+    is assessed, all in one transaction (:class:`_SweepWriter`).
 
     Args:
         engine: The database.
@@ -1399,35 +1395,16 @@ def sweep(
     writer = _SweepWriter(engine, now, actor)
     try:
         with engine.connect() as conn:
-            # PostgreSQL streams the rows (a server-side cursor): each batch is assessed
-            # while the writer writes the last one. SQLite reads them all at once.
-            result = (
-                conn.execution_options(
-                    stream_results=True, max_row_buffer=_SWEEP_CHUNK
-                ).exec_driver_sql(_open_sql(conn))
-                if writer.threaded
-                else None
-            )
-            try:
-                while True:
-                    t0 = time.perf_counter()
-                    batch = result.fetchmany(_SWEEP_CHUNK) if result is not None else None
-                    if result is not None and not batch:
-                        break
-                    n_open, items = _read_open(conn, screen, rows=batch)
-                    t1 = time.perf_counter()
-                    plan, events, chunk_kinds = _plan_changes(items, policy, now)
-                    report.open += n_open
-                    report.read_s += t1 - t0
-                    report.assess_s += time.perf_counter() - t1
-                    planned += len(plan)
-                    kinds.update(chunk_kinds)
-                    writer.put(plan, events)
-                    if result is None:
-                        break
-            finally:
-                if result is not None:
-                    result.close()
+            report.open, items = _read_open(conn, screen)
+        report.read_s = time.perf_counter() - t_start
+        # On PostgreSQL each range is assessed while the writer thread writes the last one.
+        for part in chunked(items, _SWEEP_CHUNK if writer.threaded else max(1, len(items))):
+            t1 = time.perf_counter()
+            plan, events, chunk_kinds = _plan_changes(part, policy, now)
+            report.assess_s += time.perf_counter() - t1
+            planned += len(plan)
+            kinds.update(chunk_kinds)
+            writer.put(plan, events)
     except BaseException:
         writer.abort()
         raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -318,15 +319,15 @@ def test_many_small_ranges_give_the_same_pass_as_one(engine, policy, monkeypatch
     assert key(_events(engine)) == key(events_small)
 
 
-@pytest.mark.parametrize("fail_in", ["write", "read"])
+@pytest.mark.parametrize("fail_in", ["write", "assess"])
 def test_a_pass_that_fails_halfway_writes_nothing(engine, policy, monkeypatch, fail_in):
     # PostgreSQL, ranges of 20: chunks already written by the writer thread are rolled back
     # when a later one fails, whether the writer's statement fails or the main thread's
-    # read does. SQLite reads once and writes at the end: a failure after its statements
-    # ran rolls them back.
+    # assessing does. SQLite assesses everything before it writes: a failure after its
+    # statements ran rolls them back.
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite and fail_in == "read":
-        pytest.skip("SQLite reads everything before it writes anything")
+    if sqlite and fail_in == "assess":
+        pytest.skip("SQLite assesses everything before it writes anything")
     populate(engine, 200, seed=6)
     before = _rows(engine)
     monkeypatch.setattr(se, "_SWEEP_CHUNK", 20)
@@ -345,15 +346,16 @@ def test_a_pass_that_fails_halfway_writes_nothing(engine, policy, monkeypatch, f
 
         monkeypatch.setattr(se, name, flaky)
     else:
-        real_read = se._read_open
+        real_plan = se._plan_changes
 
-        def flaky_read(conn, screen, **kw):
+        def flaky_plan(items, policy_, now):
             calls["n"] += 1
             if calls["n"] == 5:
-                raise RuntimeError("connection lost")
-            return real_read(conn, screen, **kw)
+                time.sleep(0.2)  # let the writer get the first ranges into the database
+                raise RuntimeError("assessment failed")
+            return real_plan(items, policy_, now)
 
-        monkeypatch.setattr(se, "_read_open", flaky_read)
+        monkeypatch.setattr(se, "_plan_changes", flaky_plan)
     with pytest.raises(RuntimeError):
         se.sweep(engine, NOW, policy)
     assert calls["n"] >= (1 if sqlite else 3)
