@@ -13,9 +13,7 @@ and some already upgraded. Then it times, with the shipped rules' SLA policy:
     python bench/sweep_bench.py                  # 100,000 conversations, SQLite and PostgreSQL
     python bench/sweep_bench.py --rows 20000 --db sqlite
 
-Prints one table row per sweep; copy the figures into docs/benchmarks.md. The writer thread
-overlaps the main thread's reading and assessing, so `read s + assess s + write s` exceeds
-the wall time; `wait s` is what the main thread waited for the writer at the end. `cpu s` is
+Prints one table row per sweep; copy the figures into docs/benchmarks.md. `cpu s` is
 this process's CPU time for the pass (all of SQLite's work; PostgreSQL's server side is not
 in it): on a shared machine it moves far less with the load than the wall-clock seconds.
 """
@@ -137,10 +135,10 @@ def main() -> None:
         f" SQLite {sqlite3.sqlite_version}; now = {NOW.isoformat()}"
     )
     print(
-        "| database | open | pass | seconds | cpu s | read s | assess s | write s | wait s "
+        "| database | open | pass | seconds | cpu s | read s | assess s | write s "
         "| reminded | upgraded | breached |"
     )
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         for kind in db_kinds(args.db):
             url, cleanup = fresh_db(kind, Path(tmp), args.pg)
@@ -155,8 +153,7 @@ def main() -> None:
                     print(
                         f"| {kind} | {r.open:,} | {label} | {seconds:.2f} | {cpu:.2f} "
                         f"| {r.read_s:.2f} "
-                        f"| {r.assess_s:.2f} | {r.write_s:.2f} | {r.wait_s:.2f} "
-                        f"| {r.reminded:,} | {r.upgraded:,} "
+                        f"| {r.assess_s:.2f} | {r.write_s:.2f} | {r.reminded:,} | {r.upgraded:,} "
                         f"| {r.breached:,} |",
                         flush=True,
                     )

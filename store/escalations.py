@@ -36,9 +36,6 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import queue
-import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -898,11 +895,9 @@ class SweepReport:
         upgraded: Conversations upgraded one step.
         breached: Final breaches recorded at manager level.
         conflicts: Changes skipped because an agent changed the conversation meanwhile.
-        read_s: Seconds spent reading (main thread).
-        assess_s: Seconds spent assessing clocks (main thread).
-        write_s: Seconds the writer spent writing (it overlaps reading and assessing).
-        wait_s: Seconds the main thread waited for the writer after the last range.
-        seconds: The whole pass, wall clock.
+        read_s: Seconds spent reading.
+        assess_s: Seconds spent assessing clocks.
+        write_s: Seconds spent writing.
     """
 
     now: datetime
@@ -914,8 +909,6 @@ class SweepReport:
     read_s: float = 0.0
     assess_s: float = 0.0
     write_s: float = 0.0
-    wait_s: float = 0.0
-    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values."""
@@ -926,7 +919,7 @@ class SweepReport:
             "upgraded": self.upgraded,
             "breached": self.breached,
             "conflicts": self.conflicts,
-            "seconds": round(self.seconds, 3),
+            "seconds": round(self.read_s + self.assess_s + self.write_s, 3),
         }
 
 
@@ -947,11 +940,6 @@ _STATE_SQLITE = {
     "paused": "json_extract(escalation, '$.sla.paused_s')",
     "final": "json_extract(escalation, '$.sla.final')",
 }
-
-
-def _open_sql(conn: Connection) -> str:
-    """The query for every open conversation's clock fields, in this dialect."""
-    return _OPEN_SQL.format(**(_STATE_PG if conn.dialect.name == "postgresql" else _STATE_SQLITE))
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -1090,7 +1078,8 @@ def _read_open(conn: Connection, screen: Screen) -> tuple[int, list[_Open]]:
     few that pass are turned into full clocks, with their pending spells looked up. Each
     stored time is parsed once, here (100,000 rows make every per-row step count).
     """
-    rows = conn.exec_driver_sql(_open_sql(conn)).fetchall()
+    state_sql = _STATE_PG if conn.dialect.name == "postgresql" else _STATE_SQLITE
+    rows = conn.exec_driver_sql(_OPEN_SQL.format(**state_sql)).fetchall()
     parse = _parse_time
     may_act = screen.may_act
     passed: list[tuple[Any, ...]] = []
@@ -1206,13 +1195,29 @@ def _pg_events_doc(rows: Sequence[dict[str, Any]]) -> str:
     return "[" + ",".join(out) + "]"
 
 
-_SWEEP_CHUNK = 10_000  # conversations assessed and handed to the writer at a time
+def sweep(
+    engine: Engine, now: datetime, policy: SlaPolicy, *, actor: str = "system:sla"
+) -> SweepReport:
+    """One pass over the open conversations: reminders, one-step upgrades, final breaches.
 
+    Args:
+        engine: The database.
+        now: The moment to assess (timezone-aware); events are stamped with it.
+        policy: The SLA policy in force.
+        actor: Who the changes and events are recorded as.
 
-def _plan_changes(
-    items: Sequence[_Open], policy: SlaPolicy, now: datetime
-) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], dict[int, str]]:
-    """Assess each screened conversation at ``now``: the writes, their events, their kinds."""
+    Returns:
+        The counts and timings. Running it again at the same ``now`` changes nothing.
+    """
+    import time
+
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    report = SweepReport(now=now)
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        report.open, items = _read_open(conn, Screen(policy, now))
+    t1 = time.perf_counter()
     plan: list[dict[str, Any]] = []
     events: dict[int, dict[str, Any]] = {}
     kinds: dict[int, str] = {}
@@ -1269,159 +1274,24 @@ def _plan_changes(
                 "detail": _detail_json(a, clock, policy, now),
             }
         kinds[item.id] = a.action
-    return plan, events, kinds
-
-
-class _SweepWriter:
-    """Applies the sweep's chunks in ONE transaction, on a thread of its own (PostgreSQL).
-
-    The main thread assesses the next range of conversations while this thread writes
-    the last one: the database server's work overlaps Python's. The pass stays all-or-nothing:
-    one transaction, committed by :meth:`close` once every chunk is written, rolled back by
-    :meth:`abort` or when a write fails (the error is raised in the main thread, at its
-    next :meth:`put` or at :meth:`close`).
-
-    On SQLite the chunks are kept and written by :meth:`close`, on the caller's thread,
-    after the reads: ``sqlite3`` takes the GIL back after every row it steps, so a writer
-    thread queues behind the main thread's Python at each row (measured at 100,000 open
-    conversations: 8.9 s of writing instead of 3), and an in-memory database is private
-    to its thread's connection anyway.
-    """
-
-    _END = object()
-
-    def __init__(self, engine: Engine, now: datetime, actor: str) -> None:
-        self.engine, self.now, self.actor = engine, now, actor
-        self.changed: set[int] = set()
-        self.busy_s = 0.0
-        self.error: BaseException | None = None
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._inline: list[tuple[list[dict[str, Any]], Any]] | None = None
-        self.threaded = engine.dialect.name != "sqlite"
-        if not self.threaded:
-            self._inline = []
-
-    def _write(self, conn: Connection, plan: list[dict[str, Any]], events: Any) -> None:
-        t = time.perf_counter()
-        if conn.dialect.name == "postgresql":
-            self.changed |= _run_sweep_pg(conn, plan, events, self.now, self.actor)
-        else:
-            self.changed |= _run_sweep_sqlite(conn, plan, events, self.now, self.actor)
-        self.busy_s += time.perf_counter() - t
-
-    def _run(self) -> None:
-        try:
-            with self.engine.begin() as conn, _roomy_cache(conn):
-                while True:
-                    item = self._queue.get()
-                    if item is self._END:
-                        break
-                    if item is None:  # abort: leave the block by an exception, rolling back
-                        raise _SweepAborted
-                    self._write(conn, *item)
-        except _SweepAborted:
-            pass
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self.error = exc
-
-    def put(self, plan: list[dict[str, Any]], events: Mapping[int, dict[str, Any]]) -> None:
-        """Queue one chunk (raises the writer's error, if it has failed)."""
-        if self.error is not None:
-            raise self.error
-        if not plan:
-            return
-        if self._inline is not None:
-            self._inline.append((plan, events))
-            return
-        if self._thread is None:  # started at the first change: a quiet pass opens nothing
-            self._thread = threading.Thread(target=self._run, name="sla-sweep-writer", daemon=True)
-            self._thread.start()
-        self._queue.put((plan, events))
-
-    def close(self) -> set[int]:
-        """Wait for the writes, commit; returns the ids of the conversations changed."""
-        if self._inline is not None:
-            chunks, self._inline = self._inline, None
-            if chunks:
-                with self.engine.begin() as conn, _roomy_cache(conn):
-                    for plan, events in chunks:
-                        self._write(conn, plan, events)
-        elif self._thread is not None:
-            self._queue.put(self._END)
-            self._thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.changed
-
-    def abort(self) -> None:
-        """Roll back whatever was written (the caller failed)."""
-        if self._inline is not None:
-            self._inline = None
-        elif self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-
-
-class _SweepAborted(Exception):
-    pass
-
-
-def sweep(
-    engine: Engine, now: datetime, policy: SlaPolicy, *, actor: str = "system:sla"
-) -> SweepReport:
-    """One pass over the open conversations: reminders, one-step upgrades, final breaches.
-
-    The open conversations are read and screened at once, then assessed a range at a
-    time; on PostgreSQL a writer thread applies each range's changes while the next one
-    is assessed, all in one transaction (:class:`_SweepWriter`).
-
-    Args:
-        engine: The database.
-        now: The moment to assess (timezone-aware); events are stamped with it.
-        policy: The SLA policy in force.
-        actor: Who the changes and events are recorded as.
-
-    Returns:
-        The counts and timings. Running it again at the same ``now`` changes nothing.
-    """
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    report = SweepReport(now=now)
-    screen = Screen(policy, now)
-    kinds: dict[int, str] = {}
-    planned = 0
-    t_start = time.perf_counter()
-    writer = _SweepWriter(engine, now, actor)
-    try:
-        with engine.connect() as conn:
-            report.open, items = _read_open(conn, screen)
-        report.read_s = time.perf_counter() - t_start
-        # On PostgreSQL each range is assessed while the writer thread writes the last one.
-        for part in chunked(items, _SWEEP_CHUNK if writer.threaded else max(1, len(items))):
-            t1 = time.perf_counter()
-            plan, events, chunk_kinds = _plan_changes(part, policy, now)
-            report.assess_s += time.perf_counter() - t1
-            planned += len(plan)
-            kinds.update(chunk_kinds)
-            writer.put(plan, events)
-    except BaseException:
-        writer.abort()
-        raise
-    t_wait = time.perf_counter()
-    changed = writer.close()
-    report.wait_s = time.perf_counter() - t_wait
-    report.write_s = writer.busy_s
-    for cid in changed:
-        kind = kinds[cid]
-        if kind == "remind":
-            report.reminded += 1
-        elif kind == "upgrade":
-            report.upgraded += 1
-        else:
-            report.breached += 1
-    report.conflicts = planned - len(changed)
-    report.seconds = time.perf_counter() - t_start
+    t2 = time.perf_counter()
+    if plan:
+        with engine.begin() as conn, _roomy_cache(conn):
+            if conn.dialect.name == "postgresql":
+                changed = _run_sweep_pg(conn, plan, events, now, actor)
+            else:
+                changed = _run_sweep_sqlite(conn, plan, events, now, actor)
+        for cid in changed:
+            kind = kinds[cid]
+            if kind == "remind":
+                report.reminded += 1
+            elif kind == "upgrade":
+                report.upgraded += 1
+            else:
+                report.breached += 1
+        report.conflicts = len(plan) - len(changed)
+    t3 = time.perf_counter()
+    report.read_s, report.assess_s, report.write_s = t1 - t0, t2 - t1, t3 - t2
     return report
 
 

@@ -229,8 +229,8 @@ def test_a_conversation_changed_meanwhile_is_skipped(engine, policy, monkeypatch
     cid = conversation(engine)
     real = se._read_open
 
-    def read_then_agent_edits(conn, screen, **kw):
-        out = real(conn, screen, **kw)
+    def read_then_agent_edits(conn, screen):
+        out = real(conn, screen)
         with engine.begin() as c:
             c.execute(update(ConversationRow).where(ConversationRow.id == cid).values(version=9))
         return out
