@@ -653,8 +653,8 @@ def _run_sweep_sqlite(
     SQLite has one writer at a time, so once this transaction holds the write lock
     (``BEGIN IMMEDIATE``) the versions it reads cannot change under it: the rows still
     at the version the sweep assessed (and still open) are written with ``executemany``,
-    without building and re-parsing a JSON plan (at 80,000 upgrades that halves the
-    write). Each ``UPDATE`` keeps its version guard all the same.
+    without building and re-parsing a JSON plan (at 78,000 upgrades the write went from
+    7.4-7.7 s to 4.0-4.5 s). Each ``UPDATE`` keeps its version guard all the same.
     """
     raw = conn.connection.driver_connection
     assert raw is not None
