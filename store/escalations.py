@@ -36,7 +36,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -704,26 +704,8 @@ def _run_sweep_sqlite(
     return changed
 
 
-def _run_sweep_pg(
-    conn: Connection,
-    plan: list[dict[str, Any]],
-    events: Mapping[int, dict[str, Any]],
-    now: datetime,
-    actor: str,
-) -> set[int]:
-    """The sweep's write on PostgreSQL: :data:`_PG_SWEEP` per chunk, then the events of the
-    rows that changed (plan ``sla`` and event ``detail`` arrive as JSON text)."""
-    stamp = bindparam("now", type_=UTCDateTime())
-    stmt = text(_PG_SWEEP).bindparams(stamp)
-    changed: set[int] = set()
-    for part in chunked(plan, _PLAN_CHUNK):
-        params = {"now": now, "actor": actor, "plan": _pg_sweep_doc(part)}
-        changed.update(map(int, conn.execute(stmt, params).scalars().all()))
-    rows = [events[i] for i in sorted(changed) if i in events]
-    ev_stmt = text(_PG_EVENTS).bindparams(bindparam("now", type_=UTCDateTime()))
-    for part in chunked(rows, _PLAN_CHUNK):
-        conn.execute(ev_stmt, {"now": now, "actor": actor, "events": _pg_events_doc(part)})
-    return changed
+def _compact_json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(rows, separators=(",", ":"))
 
 
 def _run_plan(
@@ -734,8 +716,15 @@ def _run_plan(
     now: datetime,
     actor: str,
     statuses: Sequence[str] | None = None,
+    *,
+    plan_doc: Callable[[Sequence[dict[str, Any]]], str] = _compact_json,
+    events_doc: Callable[[Sequence[dict[str, Any]]], str] = _compact_json,
 ) -> set[int]:
-    """Apply ``plan`` (set-based, version-guarded); insert the events of the rows that changed."""
+    """Apply ``plan`` (set-based, version-guarded); insert the events of the rows that changed.
+
+    ``plan_doc`` and ``events_doc`` turn a chunk into the JSON document the statements read
+    (the sweep's own writers splice in JSON text it has already built).
+    """
     stamp = bindparam("now", type_=UTCDateTime())
     params: dict[str, Any] = {"now": now, "actor": actor}
     stmt = text(sql).bindparams(stamp)
@@ -744,7 +733,7 @@ def _run_plan(
         params["statuses"] = list(statuses)
     changed: set[int] = set()
     for part in chunked(plan, _PLAN_CHUNK):
-        params["plan"] = json.dumps(part, separators=(",", ":"))
+        params["plan"] = plan_doc(part)
         changed.update(map(int, conn.execute(stmt, params).scalars().all()))
     rows = [events[i] for i in sorted(changed) if i in events]
     ev_sql = _PG_EVENTS if conn.dialect.name == "postgresql" else _SQLITE_EVENTS
@@ -752,7 +741,7 @@ def _run_plan(
     for part in chunked(rows, _PLAN_CHUNK):
         conn.execute(
             ev_stmt,
-            {"now": now, "actor": actor, "events": json.dumps(part, separators=(",", ":"))},
+            {"now": now, "actor": actor, "events": events_doc(part)},
         )
     return changed
 
@@ -1161,7 +1150,7 @@ def _detail_json(
 
 
 def _sla_json(since: str | None, paused_s: float, final: bool) -> str:
-    since_j = "null" if since is None else _js(since) if '"' in since else f'"{since}"'
+    since_j = "null" if since is None else _js(since)  # one ``now`` per pass: cached
     final_j = "true" if final else "false"
     return f'{{"since":{since_j},"paused_s":{_jnum(paused_s)},"final":{final_j}}}'
 
@@ -1278,7 +1267,16 @@ def sweep(
     if plan:
         with engine.begin() as conn, _roomy_cache(conn):
             if conn.dialect.name == "postgresql":
-                changed = _run_sweep_pg(conn, plan, events, now, actor)
+                changed = _run_plan(
+                    conn,
+                    _PG_SWEEP,
+                    plan,
+                    events,
+                    now,
+                    actor,
+                    plan_doc=_pg_sweep_doc,
+                    events_doc=_pg_events_doc,
+                )
             else:
                 changed = _run_sweep_sqlite(conn, plan, events, now, actor)
         for cid in changed:

@@ -277,7 +277,7 @@ def test_a_pass_whose_write_fails_after_its_statements_ran_writes_nothing(
     # next pass finds the database free and does the work.
     populate(engine, 200, seed=6)
     before = _rows(engine)
-    name = "_run_sweep_sqlite" if engine.dialect.name == "sqlite" else "_run_sweep_pg"
+    name = "_run_sweep_sqlite" if engine.dialect.name == "sqlite" else "_run_plan"
     real = getattr(se, name)
 
     def flaky(*args, **kw):
