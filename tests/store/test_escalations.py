@@ -227,19 +227,19 @@ def test_resolved_and_closed_conversations_are_left_alone(engine, policy):
 
 def test_a_conversation_changed_meanwhile_is_skipped(engine, policy, monkeypatch):
     cid = conversation(engine)
-    real = se._read_open
+    real = se._fetch_open
 
-    def read_then_agent_edits(conn, screen):
-        out = real(conn, screen)
+    def read_then_agent_edits(conn):
+        out = real(conn)
         with engine.begin() as c:
             c.execute(update(ConversationRow).where(ConversationRow.id == cid).values(version=9))
         return out
 
-    monkeypatch.setattr(se, "_read_open", read_then_agent_edits)
+    monkeypatch.setattr(se, "_fetch_open", read_then_agent_edits)
     r = se.sweep(engine, at(60), policy)
     assert (r.upgraded, r.conflicts) == (0, 1)
     assert kinds(engine, cid) == []
-    monkeypatch.setattr(se, "_read_open", real)
+    monkeypatch.setattr(se, "_fetch_open", real)
     assert se.sweep(engine, at(61), policy).upgraded == 1
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -141,25 +142,25 @@ def test_bulk_read_builds_the_same_clock_as_one_conversation_alone(engine, polic
 
 def test_a_concurrent_edit_between_read_and_write_is_never_overwritten(engine, policy, monkeypatch):
     populate(engine, 200)
-    real = se._read_open
+    real = se._fetch_open
     edited: list[int] = []
 
-    def read_then_agents_edit(conn, screen):
-        n_open, items = real(conn, screen)
+    def read_then_agents_edit(conn):
+        rows = real(conn)
         with engine.begin() as c:
-            for item in items[::5]:  # an agent changes every fifth one meanwhile
+            for row in rows[::5]:  # an agent changes every fifth one meanwhile
                 c.execute(
                     update(ConversationRow)
-                    .where(ConversationRow.id == item.id)
+                    .where(ConversationRow.id == row[0])
                     .values(version=ConversationRow.version + 1, priority="low")
                 )
-                edited.append(item.id)
-        return n_open, items
+                edited.append(int(row[0]))
+        return rows
 
     before = {r.id: r for r in _rows(engine)}
-    monkeypatch.setattr(se, "_read_open", read_then_agents_edit)
+    monkeypatch.setattr(se, "_fetch_open", read_then_agents_edit)
     report = se.sweep(engine, NOW, policy)
-    monkeypatch.setattr(se, "_read_open", real)
+    monkeypatch.setattr(se, "_fetch_open", real)
 
     after = {r.id: r for r in _rows(engine)}
     events = _events(engine)
@@ -256,7 +257,15 @@ def test_json_pieces_stay_valid_for_odd_values():
     assert (
         json.loads(se._sla_json("2024-05-06T09:00:00+00:00", math.nan, False))["paused_s"] is None
     )
-    doc = se._pg_sweep_doc([{"id": 1, "version": 2, "reminded": 1, "bump": 0}])
+    event = {
+        "cid": 1,
+        "kind": "reminded",
+        "from_level": 0,
+        "to_level": None,
+        "priority": 'nor"mal\\',
+        "detail": se._sla_json(None, math.nan, False),
+    }
+    doc = se._pg_sweep_doc([{"id": 1, "version": 2, "reminded": 1, "bump": 0}], {1: event})
     assert json.loads(doc) == [
         {
             "id": 1,
@@ -266,31 +275,104 @@ def test_json_pieces_stay_valid_for_odd_values():
             "sla": None,
             "reminded": 1,
             "bump": 0,
+            "kind": "reminded",
+            "from_level": 0,
+            "to_level": None,
+            "event_priority": 'nor"mal\\',
+            "detail": {"since": None, "paused_s": None, "final": False},
         }
     ]
 
 
-def test_a_pass_whose_write_fails_after_its_statements_ran_writes_nothing(
-    engine, policy, monkeypatch
-):
-    # The rows are updated, then the pass fails: the transaction takes them back, and the
-    # next pass finds the database free and does the work.
+def test_many_small_ranges_give_the_same_pass_as_one(engine, policy, monkeypatch):
+    # The same data swept in ranges of 7 (on PostgreSQL the writer thread gets ~36
+    # statements while the next ranges are assessed) and in one range: the same rows and
+    # the same events.
+    populate(engine, 250, seed=8)
+    snapshot = _rows(engine)
+    monkeypatch.setattr(se, "_SWEEP_CHUNK", 7)
+    small = se.sweep(engine, NOW, policy)
+    rows_small, events_small = _rows(engine), _events(engine)
+    assert small.open == 250 and small.upgraded and small.reminded and small.conflicts == 0
+    with engine.begin() as conn:  # put the data back
+        conn.execute(EscalationEventRow.__table__.delete())
+        for r in snapshot:
+            conn.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == r.id)
+                .values({c: getattr(r, c) for c in _WRITTEN})
+            )
+    assert _rows(engine) == snapshot
+    monkeypatch.setattr(se, "_SWEEP_CHUNK", 10_000)
+    whole = se.sweep(engine, NOW, policy)
+    counts = ("open", "upgraded", "reminded", "breached", "conflicts")
+    assert [getattr(whole, k) for k in counts] == [getattr(small, k) for k in counts]
+    assert _rows(engine) == rows_small
+
+    def key(evs):
+        return {c: [(e.kind, e.priority, e.to_level, e.detail) for e in v] for c, v in evs.items()}
+
+    assert key(_events(engine)) == key(events_small)
+
+
+_WRITTEN = (
+    "priority",
+    "escalation_level",
+    "escalation",
+    "reminded_at",
+    "version",
+    "updated_at",
+    "updated_by",
+)
+
+
+@pytest.mark.parametrize("fail_in", ["write", "assess"])
+def test_a_pass_that_fails_halfway_writes_nothing(engine, policy, monkeypatch, fail_in):
+    # Ranges of 20. On PostgreSQL the ranges the writer thread already wrote are rolled back
+    # when a later statement fails, or when the assessing thread fails. SQLite assesses
+    # everything before it writes: a failure after its statements ran rolls them back.
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite and fail_in == "assess":
+        pytest.skip("SQLite assesses everything before it writes anything")
     populate(engine, 200, seed=6)
     before = _rows(engine)
-    name = "_run_sweep_sqlite" if engine.dialect.name == "sqlite" else "_run_plan"
-    real = getattr(se, name)
+    monkeypatch.setattr(se, "_SWEEP_CHUNK", 20)
+    calls = {"n": 0}
+    if sqlite:
+        real = se._run_sweep_sqlite
 
-    def flaky(*args, **kw):
-        real(*args, **kw)
-        raise RuntimeError("disk on fire")
+        def flaky(*args):
+            real(*args)
+            raise RuntimeError("disk on fire")  # after the rows were written
 
-    monkeypatch.setattr(se, name, flaky)
-    with pytest.raises(RuntimeError):
+        monkeypatch.setattr(se, "_run_sweep_sqlite", flaky)
+    elif fail_in == "write":
+        real_doc = se._pg_sweep_doc
+
+        def broken_third(plan, events):
+            calls["n"] += 1
+            doc = real_doc(plan, events)
+            return doc if calls["n"] != 3 else doc.replace('"version":', '"version":"x', 1)
+
+        monkeypatch.setattr(se, "_pg_sweep_doc", broken_third)
+    else:
+        real_plan = se._plan_changes
+
+        def flaky_plan(items, policy_, now):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                time.sleep(0.3)  # let the writer get the first ranges into the database
+                raise RuntimeError("assessment failed")
+            return real_plan(items, policy_, now)
+
+        monkeypatch.setattr(se, "_plan_changes", flaky_plan)
+    with pytest.raises(Exception, match="disk on fire|assessment failed|invalid input"):
         se.sweep(engine, NOW, policy)
+    assert sqlite or calls["n"] >= 3
     assert _rows(engine) == before
     assert _events(engine) == {}
     monkeypatch.undo()
-    assert se.sweep(engine, NOW, policy).upgraded > 0
+    assert se.sweep(engine, NOW, policy).upgraded > 0  # and nothing was left locked
 
 
 def test_sqlite_cache_is_put_back_after_the_write(engine, policy):
