@@ -365,7 +365,6 @@ class ConversationRow(Base):
             "status IN ('new', 'open', 'pending', 'resolved', 'closed')", name="status_known"
         ),
         CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="priority_known"),
-        Index("ix_conversations_status_priority", "status", "priority"),
         Index("ix_conversations_escalated_status", "escalated", "status"),
     )
 
@@ -644,6 +643,7 @@ Index(
     EnrichmentRow.label,
 )
 Index("ix_conversations_priority_opened_at", ConversationRow.priority, ConversationRow.opened_at)
+# Also serves (status, priority) lookups: migration 0010 dropped that index, its prefix.
 Index(
     "ix_conversations_status_priority_opened_at",
     ConversationRow.status,
