@@ -13,9 +13,13 @@ changed in between is left alone and picked up by the next pass. The sweep's own
 SQLite takes the write lock first (``BEGIN IMMEDIATE``), reads the versions under it and
 sends the rows still current with ``executemany``: SQLite has one writer, so nothing can
 change in between, and this skips building and re-parsing the JSON document.
+On PostgreSQL the sweep writes while it assesses: a writer thread applies each range of
+conversations (update and events in one statement) inside one transaction while the next
+range is assessed, so the server's work overlaps Python's (:class:`_PgSweepWriter`).
 
 **The sweep** (:func:`sweep`) reads every open (``new``, ``open``, ``pending``) conversation
-in one query, assesses its SLA clock at ``now`` and applies at most one step to each:
+in one query, assesses its SLA clock at ``now`` (a range at a time) and applies at most one
+step to each:
 a reminder (``reminded_at``, event ``reminded``), an upgrade (priority up, or
 ``escalation_level`` up; event ``upgraded``; the new stage starts at ``now``) or a final
 breach at manager level (event ``breached``, once). It is idempotent: a second pass at the
