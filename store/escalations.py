@@ -957,9 +957,16 @@ def _parse_time(value: Any) -> datetime | None:
         # psycopg gives the session's zone (a ZoneInfo even for UTC); arithmetic and
         # comparisons on ``datetime.UTC`` times are several times cheaper.
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    when = datetime.fromisoformat(value) if isinstance(value, str) else None
-    if when is None:
+    if not isinstance(value, str):
         return None
+    if value[-6:-5] not in ("+", "-") and not value.endswith("Z"):
+        # SQLite's stored form, naive UTC text: parsed with the zone appended it comes out
+        # as a ``datetime.UTC`` time about five times faster than parse-then-``replace``.
+        try:
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:
+            pass
+    when = datetime.fromisoformat(value)
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
