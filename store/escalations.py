@@ -1089,12 +1089,6 @@ def _fetch_open(conn: Connection) -> list[Any]:
     return list(conn.exec_driver_sql(_OPEN_SQL.format(**state_sql)).fetchall())
 
 
-def _read_open(conn: Connection, screen: Screen) -> tuple[int, list[_Open]]:
-    """Every open conversation, screened: ``(how many are open, those that may need action)``."""
-    rows = _fetch_open(conn)
-    return len(rows), _screen_open(conn, screen, rows)
-
-
 def _screen_open(conn: Connection, screen: Screen, rows: Sequence[Any]) -> list[_Open]:
     """The rows (from :func:`_fetch_open`) that may need an action, with their full clocks.
 

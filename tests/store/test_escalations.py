@@ -249,7 +249,8 @@ def test_the_screen_passes_every_conversation_that_needs_an_action(engine, polic
     now = at(300)
     screen = Screen(policy, now)
     with engine.connect() as conn:
-        open_count, passed = se._read_open(conn, screen)
+        rows = se._fetch_open(conn)
+        open_count, passed = len(rows), se._screen_open(conn, screen, rows)
     assert open_count == 7
     acting = {o.id for o in passed if assess(policy, o.clock, now).action}
     assert len(acting) == 4  # 48, 60, 61 and 200 minutes old
