@@ -1070,17 +1070,6 @@ class _Open:
     id: int
     version: int
     clock: Clock
-    state: dict[str, Any] | None
-
-
-def _state_of(since: Any, paused: Any, final: Any) -> dict[str, Any] | None:
-    if since is None and paused is None and final is None:
-        return None
-    return {
-        "since": since,
-        "paused_s": _number(paused) or 0.0,
-        "final": final in (True, 1, "1", "true"),
-    }
 
 
 def _fetch_open(conn: Connection) -> list[Any]:
@@ -1112,9 +1101,7 @@ def _screen_open(conn: Connection, screen: Screen, rows: Sequence[Any]) -> list[
     spells = pending_spells(conn, [int(p[0][0]) for p in passed if p[0][8]])
     items = []
     for row, level, since, opened_at, first_at, pending_at, is_final in passed:
-        cid, version, _, priority, _, _, _, _, paused, reminded, since_raw, state_paused, final = (
-            row
-        )
+        cid, version, _, priority, _, _, _, _, paused, reminded, _, state_paused, _ = row
         cid = int(cid)
         assert opened_at is not None
         mine = spells.get(cid, ())
@@ -1135,7 +1122,7 @@ def _screen_open(conn: Connection, screen: Screen, rows: Sequence[Any]) -> list[
             stage_paused_s=(_number(state_paused) or 0.0) if since else 0.0,
             final_breached=is_final,
         )
-        items.append(_Open(cid, int(version), clock, _state_of(since_raw, state_paused, final)))
+        items.append(_Open(cid, int(version), clock))
     return items
 
 
@@ -1247,13 +1234,9 @@ def _plan_changes(
                 "detail": _detail_json(a, clock, policy, now, a.to_priority),
             }
         else:  # final breach at manager level, recorded once
-            state = dict(item.state or {})
-            state["since"] = clock.stage_since.isoformat() if clock.stage_since else None
-            state["paused_s"] = clock.stage_paused_s
-            state["final"] = True
-            plan.append(
-                {"id": item.id, "version": item.version, "sla": json.dumps(state), "bump": 0}
-            )
+            since_iso = clock.stage_since.isoformat() if clock.stage_since else None
+            sla = _sla_json(since_iso, clock.stage_paused_s, True)
+            plan.append({"id": item.id, "version": item.version, "sla": sla, "bump": 0})
             events[item.id] = {
                 "cid": item.id,
                 "kind": "breached",
